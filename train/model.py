@@ -1,0 +1,33 @@
+"""The Keras model: Embedding -> Bidirectional(LSTM|GRU) -> Dropout -> Dense(sigmoid)."""
+
+from __future__ import annotations
+
+import keras
+
+from train.presets import Settings
+
+
+def build_model(settings: Settings, compile: bool = True) -> keras.Model:
+    """Functional BiLSTM/BiGRU classifier; input ``token_ids`` (int32), output P(positive)."""
+    length = None if settings.mask_zero else settings.max_len
+    constraint = keras.constraints.MaxNorm(settings.max_norm) if settings.max_norm else None
+    cell = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[settings.cell]
+
+    token_ids = keras.Input(shape=(length,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(settings.vocab_size, settings.embedding_dim, mask_zero=settings.mask_zero,
+                               name="embedding")(token_ids)
+    x = keras.layers.Bidirectional(
+        cell(settings.units, kernel_constraint=constraint, recurrent_constraint=constraint),
+        name="bidirectional",
+    )(x)
+    x = keras.layers.Dropout(settings.dropout, name="dropout")(x)
+    score = keras.layers.Dense(1, activation="sigmoid", kernel_constraint=constraint, name="score")(x)
+
+    model = keras.Model(token_ids, score, name=f"sentiment_bi{settings.cell}")
+    if compile:
+        model.compile(
+            optimizer=keras.optimizers.Adam(settings.learning_rate),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        )
+    return model
