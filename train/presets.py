@@ -39,6 +39,6 @@ PRESETS: dict[str, Settings] = {
     # Longer reviews, larger vocabulary, masked so that trailing padding does not change the output.
     "default": Settings(
         vocab_size=20_000, max_len=400, padding="post", truncating="pre", mask_zero=True,
-        embedding_dim=128, units=64, dropout=0.5, epochs=4,
+        embedding_dim=64, units=32, dropout=0.5, epochs=4,
     ),
 }
