@@ -34,7 +34,8 @@ OOV_TOKEN = "[UNK]"
 NORMALIZATION = "edge-infer-v1"
 """Name of the normalization rules below; bump it whenever they change (it goes in the manifest)."""
 
-_HTML_TAG = re.compile(r"<[^>]{0,100}>")
+# Markup only: "<" directly followed by a letter or "/" ("a < b" and "<3" are text, not tags).
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,100}>")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
 _CONTRACTIONS = (
     (re.compile(r"\bwon't\b"), "will not"),
@@ -53,10 +54,12 @@ _TOKEN = re.compile(r"[^\W_]+|[!?]")
 
 
 def normalize(text: str) -> str:
-    """Canonical form of raw review text: NFKC, HTML decoded, tags removed, casefolded, contractions expanded."""
-    text = unicodedata.normalize("NFKC", text)
-    text = html.unescape(text)
+    """Canonical form of raw review text: tags removed, HTML decoded, NFKC, casefolded, contractions expanded."""
+    # Tags go before entities are decoded, so an escaped "&lt;3" stays text; NFKC comes after
+    # decoding, so "&#65313;" (full-width A) is folded like a literal one.
     text = _HTML_TAG.sub(" ", text)  # IMDB's <br /> and any other markup
+    text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text)
     text = text.translate(_APOSTROPHES).casefold()
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)

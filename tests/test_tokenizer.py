@@ -280,3 +280,17 @@ def test_low_level_truncate_and_pad():
     np.testing.assert_array_equal(pad_batch([[7, 8], []], 3, "pre"), [[0, 7, 8], [0, 0, 0]])
     with pytest.raises(ValueError):
         pad_batch([[1, 2, 3, 4]], 3, "post")
+
+
+def test_escaped_and_bare_angle_brackets_are_text_not_tags():
+    from edge_infer.tokenizer import tokenize
+
+    assert tokenize("I &lt;3 this film, 5 &gt; 4 stars") == ["i", "3", "this", "film", "5", "4", "stars"]
+    assert tokenize("a < b and c > d") == ["a", "b", "and", "c", "d"]
+    assert tokenize("great<br /><br/>fun<i>really</i>") == ["great", "fun", "really"]
+
+
+def test_numeric_entity_for_a_full_width_letter_folds_like_the_letter():
+    from edge_infer.tokenizer import tokenize
+
+    assert tokenize("&#65313;BC") == tokenize("\uff21BC") == ["abc"]
