@@ -95,10 +95,12 @@ def train(data_path: str | Path, out_dir: str | Path, settings: Settings, preset
     if resumed:
         log.info("resuming the interrupted run from %s", checkpoints)
     checkpoints.mkdir(exist_ok=True)
+    # Order matters: the epoch's history row is flushed before the backup marks the epoch finished,
+    # so a run killed between the two never loses an epoch from the report.
     callbacks = [
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
         keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
-        keras.callbacks.CSVLogger(str(history_csv), append=True),
     ]
     model.fit(
         x_fit, fit_split.labels, validation_data=(x_val, val_split.labels),
