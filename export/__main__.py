@@ -1,0 +1,103 @@
+"""``python -m export --keras models/default/model.keras [--out DIR]``: ONNX files, gated by parity."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_GATE = 3
+SEED = 1337
+
+EPILOG = """exit codes:
+  0  exported: both gates passed (int8 may still be refused; the manifest says why)
+  1  unexpected error
+  2  bad arguments, or an unreadable model, vocabulary, training report or dataset
+  3  a gate refused the export (structure, parity, vocabulary mismatch); nothing in --out was changed
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from train.data import default_data_path
+
+    p = argparse.ArgumentParser(
+        prog="python -m export", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Convert a trained Keras model to ONNX (fp32 + int8), prove parity with Keras on real test "
+                    "reviews, and write the model folder the runtime reads (manifest.json, model.onnx, "
+                    "model.int8.onnx, vocab.txt, parity_report.md).")
+    p.add_argument("--keras", required=True, type=Path,
+                   help="the model.keras to export; vocab.txt and training_report.json must lie beside it")
+    p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
+    p.add_argument("--data", type=Path, default=default_data_path(),
+                   help="aclImdb folder or .tar.gz for the test reviews (default: %(default)s)")
+    p.add_argument("--reviews", type=int, default=5000,
+                   help="stratified sample of test reviews for the gates; 0 = all 25,000 (default: %(default)s)")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
+    p.add_argument("--name", help="model name in the manifest (default: the output folder's name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    return p
+
+
+def _reviews(data: Path, count: int):
+    from export.pipeline import Reviews
+    from train.data import load_imdb, stratified_indices, subset
+
+    test = load_imdb(data).test
+    if count and count < len(test):
+        test = subset(test, stratified_indices(test.labels, count, SEED))
+    return Reviews(list(test.texts), test.labels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Our progress lines only: tf2onnx and the quantizer log chatty advice on the root logger.
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")
+    ours = logging.getLogger("export")
+    ours.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    for name in ("tf2onnx", "onnxruntime"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.reviews < 0:
+        print("error: --reviews must be >= 0", file=sys.stderr)
+        return EXIT_USAGE
+
+    from export.convert import StructureError
+    from export.parity import ParityError
+    from export.pipeline import ExportInputError, VocabularyMismatchError, export_model, read_training
+    from train.data import DataError
+
+    try:
+        read_training(args.keras)  # fail on a bad model folder before reading 80 MB of reviews
+        reviews = _reviews(args.data, args.reviews)
+        result = export_model(args.keras, reviews, args.out, name=args.name, int8=not args.no_int8)
+    except (ExportInputError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StructureError, ParityError, VocabularyMismatchError) as error:
+        print(f"error: export refused: {error}", file=sys.stderr)
+        return EXIT_GATE
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was changed", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    except Exception as error:  # noqa: BLE001 - the CLI boundary: one line, not a traceback
+        print(f"error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+    parity, int8 = result.parity, result.int8
+    print(f"wrote {result.out_dir}: parity max |diff| {parity.max_abs_diff:.3g} on {parity.reviews} reviews "
+          f"+ {len(parity.edge_cases)} edge cases, label agreement {100 * parity.label_agreement:.2f} %")
+    if int8.refused:
+        print(f"int8 not written: {int8.refused}")
+    else:
+        print(f"int8: accuracy {100 * int8.int8_accuracy:.2f} % vs fp32 {100 * int8.fp32_accuracy:.2f} %, "
+              f"label agreement {100 * int8.label_agreement:.2f} %")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Keras -> ONNX with tf2onnx, then the graph pass and the structure gate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import onnx
+
+from export.graph import LENGTH_TENSOR, GraphPassError, recurrent_node, rename_output, use_final_states
+
+OPSET = 17
+INPUT_NAME = "token_ids"
+OUTPUT_NAME = "score"
+FORBIDDEN_OPS = ("Loop", "Scan", "If")
+
+
+class StructureError(RuntimeError):
+    """The ONNX graph does not run the recurrent layer as one native bidirectional node."""
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What the structure gate saw."""
+
+    recurrent_op: str
+    direction: str
+    sequence_lens: bool
+    op_counts: dict[str, int]
+
+
+def is_masked(model) -> bool:
+    """Whether the Keras model's embedding masks padding (``mask_zero=True``)."""
+    return bool(getattr(model.get_layer("embedding"), "mask_zero", False))
+
+
+def unmasked_twin(model):
+    """The same layers and weights with ``mask_zero=False`` and a dynamic sequence axis.
+
+    tf2onnx turns a masked recurrent layer into a ``Loop``; the twin converts to a native node, and the
+    graph pass then restores the mask's meaning through ``sequence_lens``.
+    """
+    import keras
+
+    token_ids = keras.Input(shape=(None,), dtype="int32", name=INPUT_NAME)
+    x = token_ids
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Embedding):
+            config["mask_zero"] = False
+        clone = layer.__class__.from_config(config)
+        x = clone(x)
+        clone.set_weights(layer.get_weights())
+    return keras.Model(token_ids, x, name=f"{model.name}_unmasked")
+
+
+def to_onnx(model, *, max_len: int, pad_id: int, opset: int = OPSET) -> onnx.ModelProto:
+    """Convert a trained classifier; masked models get a dynamic, length-aware graph."""
+    import tensorflow as tf
+    import tf2onnx
+
+    masked = is_masked(model)
+    source = unmasked_twin(model) if masked else model
+    length = None if masked else max_len
+    function = tf.function(lambda ids: source(ids, training=False))
+    signature = (tf.TensorSpec((None, length), tf.int32, name=INPUT_NAME),)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
+    try:
+        use_final_states(proto, input_name=INPUT_NAME, pad_id=pad_id, with_lengths=masked)
+    except GraphPassError as error:
+        ops = sorted({n.op_type for n in proto.graph.node} & {"Loop", "Scan", "LSTM", "GRU"})
+        raise StructureError(f"tf2onnx did not give one fused bidirectional LSTM ({error}; saw {ops or 'none'}); "
+                             "only LSTM cells export (Keras 3 GRU layers stay a Loop)") from None
+    rename_output(proto, OUTPUT_NAME)
+    proto.producer_name = "edge-infer export (tf2onnx)"
+    return proto
+
+
+def set_metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:
+    """Set ``metadata_props`` entries, replacing any with the same key."""
+    kept = [p for p in model.metadata_props if p.key not in values]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in values.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+def check_structure(model: onnx.ModelProto, *, masked: bool) -> Structure:
+    """The structure gate: one native bidirectional LSTM/GRU, no Loop/Scan, lengths wired when masked."""
+    onnx.checker.check_model(model, full_check=True)
+    counts = Counter(n.op_type for n in model.graph.node)
+    forbidden = {op: counts[op] for op in FORBIDDEN_OPS if counts[op]}
+    if forbidden:
+        raise StructureError(f"graph contains control flow {forbidden}: the recurrent layer was not fused")
+    try:
+        rnn = recurrent_node(model.graph)
+    except RuntimeError as error:
+        raise StructureError(str(error)) from None
+    direction = next((a.s.decode() for a in rnn.attribute if a.name == "direction"), "forward")
+    if direction != "bidirectional":
+        raise StructureError(f"{rnn.op_type} node {rnn.name} runs {direction}, not bidirectional")
+    has_lengths = len(rnn.input) > 4 and rnn.input[4] == LENGTH_TENSOR
+    if masked and not has_lengths:
+        raise StructureError(f"{rnn.op_type} node {rnn.name} has no sequence_lens: padding would change the score")
+    return Structure(rnn.op_type, direction, has_lengths, dict(sorted(counts.items())))

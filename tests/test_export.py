@@ -1,0 +1,221 @@
+"""Export stage: gates on tiny models trained here, refusals that change nothing, the committed models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+
+import onnx  # noqa: E402
+
+from edge_infer.tokenizer import Tokenizer, Vocabulary  # noqa: E402
+from export.convert import StructureError, check_structure, to_onnx  # noqa: E402
+from export.parity import ParityError, check_parity, session  # noqa: E402
+from export.pipeline import Reviews, VocabularyMismatchError, export_model  # noqa: E402
+from train.data import default_data_path, load_imdb, stratified_indices, subset  # noqa: E402
+from train.presets import PRESETS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = default_data_path()
+pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} is not there")
+SCHEMA = json.loads((ROOT / "docs" / "manifest.schema.json").read_text())
+TINY = {"max_samples": 2000, "epochs": 3, "vocab_size": 2000, "max_len": 64, "embedding_dim": 16, "units": 8}
+
+
+@pytest.fixture(scope="module")
+def reviews() -> Reviews:
+    test = load_imdb(DATA).test
+    sample = subset(test, stratified_indices(test.labels, 300, 7))
+    return Reviews(list(sample.texts), sample.labels)
+
+
+def _train(folder: Path, preset: str) -> Path:
+    from train.run import train
+
+    logging.getLogger("train").setLevel(logging.WARNING)
+    train(DATA, folder, PRESETS[preset].with_overrides(**TINY), preset)
+    return folder / "model.keras"
+
+
+@pytest.fixture(scope="module")
+def fixed_model(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("fixed"), "seed")
+
+
+@pytest.fixture(scope="module")
+def masked_model(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("masked"), "default")
+
+
+@pytest.fixture(scope="module")
+def masked_export(masked_model, reviews, tmp_path_factory):
+    return export_model(masked_model, reviews, tmp_path_factory.mktemp("masked_out"), name="tiny-masked")
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _validate(manifest: dict) -> None:
+    import jsonschema
+
+    jsonschema.validate(manifest, SCHEMA)
+
+
+def test_fixed_length_export_passes_both_gates(fixed_model, reviews, tmp_path):
+    result = export_model(fixed_model, reviews, tmp_path, name="tiny-fixed")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest == result.manifest
+    assert manifest["input"]["dynamic_length"] is False
+    assert manifest["structure"] == {"recurrent_op": "LSTM", "direction": "bidirectional", "sequence_lens": False}
+    assert result.parity.max_abs_diff <= 1e-5 and result.parity.label_agreement == 1.0
+    assert result.parity.reviews == 300 and len(result.parity.edge_cases) == 7
+    assert result.int8.refused is None, result.int8.refused
+    assert result.int8.accuracy_drop <= 0.005 and result.int8.label_agreement >= 0.99
+    assert {"model.onnx", "model.int8.onnx", "vocab.txt", "parity_report.md", "parity_diff_hist.png"} <= set(
+        p.name for p in tmp_path.iterdir())
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_masked_export_is_length_aware_and_passes_both_gates(masked_export):
+    manifest = masked_export.manifest
+    assert manifest["input"]["dynamic_length"] is True
+    assert manifest["structure"]["sequence_lens"] is True
+    assert masked_export.parity.max_abs_diff <= 1e-5 and masked_export.parity.label_agreement == 1.0
+    assert {(r.batch_size, r.threads) for r in masked_export.parity.runs} == {(1, 1), (1, 2), (256, 1), (256, 2)}
+    assert masked_export.int8.refused is None, masked_export.int8.refused
+
+    graph = onnx.load(str(masked_export.out_dir / "model.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("LSTM") == 1 and not {"Loop", "Scan"} & set(ops)
+    (lstm,) = [n for n in graph.node if n.op_type == "LSTM"]
+    assert lstm.input[4] == "sequence_lengths"
+    assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim][1] != 64  # dynamic axis
+    int8_ops = [n.op_type for n in onnx.load(str(masked_export.out_dir / "model.int8.onnx")).graph.node]
+    assert int8_ops.count("DynamicQuantizeLSTM") == 1 and "LSTM" not in int8_ops
+
+
+def test_masked_onnx_score_does_not_depend_on_trailing_padding(masked_export):
+    sess = session(masked_export.out_dir / "model.onnx", 1)
+    ids = np.arange(2, 22, dtype=np.int32)[None, :]
+    bare = sess.run(None, {"token_ids": ids})[0]
+    for extra in (1, 28, 200):
+        padded = np.pad(ids, ((0, 0), (0, extra)))
+        np.testing.assert_allclose(sess.run(None, {"token_ids": padded})[0], bare, rtol=0, atol=1e-6)
+
+
+def test_manifest_matches_schema_and_files(masked_export):
+    manifest = masked_export.manifest
+    _validate(manifest)
+    out = masked_export.out_dir
+    import hashlib
+
+    for entry in manifest["files"].values():
+        data = (out / entry["path"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["size"], entry["sha256"])
+    for name in ("model.onnx", "model.int8.onnx"):
+        props = {p.key: p.value for p in onnx.load(str(out / name)).metadata_props}
+        assert props["vocab_sha256"] == manifest["files"]["vocab"]["sha256"]
+    broken = {**manifest, "files": {**manifest["files"], "fp32": {"path": "model.onnx", "sha256": "x", "size": 1}}}
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(broken)
+
+
+def test_structure_gate_refuses_a_loop(masked_model):
+    import keras
+
+    model = keras.models.load_model(masked_model, safe_mode=True)
+    import tensorflow as tf
+    import tf2onnx
+
+    # Converting the masked model directly, without the unmasked twin, is what gives the slow Loop.
+    function = tf.function(lambda ids: model(ids, training=False))
+    proto, _ = tf2onnx.convert.from_function(
+        function, input_signature=(tf.TensorSpec((None, None), tf.int32, name="token_ids"),), opset=17)
+    assert "Loop" in {n.op_type for n in proto.graph.node}
+    with pytest.raises(StructureError, match="Loop"):
+        check_structure(proto, masked=True)
+    fused = to_onnx(model, max_len=64, pad_id=0)
+    assert check_structure(fused, masked=True).sequence_lens
+
+
+def _scale_recurrent_weights(proto: onnx.ModelProto) -> None:
+    from onnx import numpy_helper
+
+    (lstm,) = [n for n in proto.graph.node if n.op_type == "LSTM"]
+    for init in proto.graph.initializer:
+        if init.name == lstm.input[2]:  # R, the recurrent weights
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.02, init.name))
+
+
+def test_broken_graph_is_refused_and_previous_artifacts_stay(masked_model, masked_export, reviews):
+    out = masked_export.out_dir
+    before = _snapshot(out)
+    with pytest.raises(ParityError, match="worst: ") as caught:
+        export_model(masked_model, reviews, out, name="tiny-masked", graph_hook=_scale_recurrent_weights)
+    assert caught.value.result.max_abs_diff > 1e-5
+    assert _snapshot(out) == before
+
+
+def test_swapped_vocabulary_is_refused_by_the_cli(masked_model, masked_export, tmp_path):
+    folder = tmp_path / "swapped"
+    shutil.copytree(masked_model.parent, folder)
+    shutil.copyfile(ROOT / "models" / "seed" / "vocab.txt", folder / "vocab.txt")  # another run's vocabulary
+    out = masked_export.out_dir
+    before = _snapshot(out)
+    with pytest.raises(VocabularyMismatchError):
+        export_model(folder / "model.keras", Reviews([], np.array([])), out)
+    done = subprocess.run([sys.executable, "-m", "export", "--keras", str(folder / "model.keras"), "--out", str(out),
+                           "--data", str(DATA), "--reviews", "50"], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 3, done.stderr
+    assert "vocab.txt" in done.stderr and "Traceback" not in done.stderr
+    assert _snapshot(out) == before
+
+
+def test_cli_missing_model_is_a_one_line_usage_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "export", "--keras", str(tmp_path / "nope.keras")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "nope.keras" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["seed", "default"])
+def test_committed_onnx_reproduces_committed_keras(name, reviews):
+    import keras
+
+    folder = ROOT / "models" / name
+    manifest = json.loads((folder / "manifest.json").read_text())
+    _validate(manifest)
+    settings = manifest["tokenizer"]
+    tokenizer = Tokenizer(Vocabulary.load(folder / "vocab.txt"), settings["max_len"], settings["padding"],
+                          settings["truncating"])
+    model = keras.models.load_model(folder / "model.keras", safe_mode=True)
+    result = check_parity(model, folder / manifest["files"]["fp32"]["path"], tokenizer, reviews.texts,
+                          threshold=manifest["threshold"], dynamic_length=manifest["input"]["dynamic_length"],
+                          batch_sizes=(64,), threads=(2,))
+    assert result.max_abs_diff <= 1e-5 and result.label_agreement == 1.0
+
+
+def test_int8_that_fails_its_gate_is_not_written(fixed_model, reviews, tmp_path, monkeypatch):
+    (tmp_path / "model.int8.onnx").write_bytes(b"stale file from an earlier export")
+    monkeypatch.setattr("export.quantize.MAX_ACCURACY_DROP", -1.0)  # no int8 model can pass this
+    result = export_model(fixed_model, reviews, tmp_path, name="tiny-fixed", threads=(1,))
+    assert result.int8.refused and "accuracy drops" in result.int8.refused
+    assert not (tmp_path / "model.int8.onnx").exists()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    _validate(manifest)
+    assert "int8" not in manifest["files"] and manifest["parity"]["int8"]["refused"] == result.int8.refused
+    assert "int8 refused" in (tmp_path / "parity_report.md").read_text()
