@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -22,44 +21,27 @@ from edge_infer.tokenizer import Tokenizer, Vocabulary  # noqa: E402
 from export.convert import StructureError, check_structure, to_onnx  # noqa: E402
 from export.parity import ParityError, check_parity, session  # noqa: E402
 from export.pipeline import Reviews, VocabularyMismatchError, export_model  # noqa: E402
-from train.data import default_data_path, load_imdb, stratified_indices, subset  # noqa: E402
-from train.presets import PRESETS  # noqa: E402
+from train.data import default_data_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = default_data_path()
 pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} is not there")
 SCHEMA = json.loads((ROOT / "docs" / "manifest.schema.json").read_text())
-TINY = {"max_samples": 2000, "epochs": 3, "vocab_size": 2000, "max_len": 64, "embedding_dim": 16, "units": 8}
 
 
 @pytest.fixture(scope="module")
-def reviews() -> Reviews:
-    test = load_imdb(DATA).test
-    sample = subset(test, stratified_indices(test.labels, 300, 7))
-    return Reviews(list(sample.texts), sample.labels)
-
-
-def _train(folder: Path, preset: str) -> Path:
-    from train.run import train
-
-    logging.getLogger("train").setLevel(logging.WARNING)
-    train(DATA, folder, PRESETS[preset].with_overrides(**TINY), preset)
-    return folder / "model.keras"
+def reviews(gate_reviews) -> Reviews:
+    return gate_reviews
 
 
 @pytest.fixture(scope="module")
-def fixed_model(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("fixed"), "seed")
+def fixed_model(fixed_keras_model) -> Path:
+    return fixed_keras_model
 
 
 @pytest.fixture(scope="module")
-def masked_model(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("masked"), "default")
-
-
-@pytest.fixture(scope="module")
-def masked_export(masked_model, reviews, tmp_path_factory):
-    return export_model(masked_model, reviews, tmp_path_factory.mktemp("masked_out"), name="tiny-masked")
+def masked_model(masked_keras_model) -> Path:
+    return masked_keras_model
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -72,9 +54,9 @@ def _validate(manifest: dict) -> None:
     jsonschema.validate(manifest, SCHEMA)
 
 
-def test_fixed_length_export_passes_both_gates(fixed_model, reviews, tmp_path):
-    result = export_model(fixed_model, reviews, tmp_path, name="tiny-fixed")
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+def test_fixed_length_export_passes_both_gates(fixed_export):
+    result, out = fixed_export, fixed_export.out_dir
+    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest == result.manifest
     assert manifest["input"]["dynamic_length"] is False
     assert manifest["structure"] == {"recurrent_op": "LSTM", "direction": "bidirectional", "sequence_lens": False}
@@ -83,8 +65,8 @@ def test_fixed_length_export_passes_both_gates(fixed_model, reviews, tmp_path):
     assert result.int8.refused is None, result.int8.refused
     assert result.int8.accuracy_drop <= 0.005 and result.int8.label_agreement >= 0.99
     assert {"model.onnx", "model.int8.onnx", "vocab.txt", "parity_report.md", "parity_diff_hist.png"} <= set(
-        p.name for p in tmp_path.iterdir())
-    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+        p.name for p in out.iterdir())
+    assert not list(out.glob(".*"))  # no temp files left behind
 
 
 def test_masked_export_is_length_aware_and_passes_both_gates(masked_export):

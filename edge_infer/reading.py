@@ -1,0 +1,191 @@
+"""Read input texts with bounded memory: only the end of a file that the model can use.
+
+A model sees at most ``max_len`` tokens: the *last* ones when the manifest truncates ``"pre"`` (Keras
+naming), the first ones for ``"post"``. So a large file is read only from that end, up to
+:func:`byte_budget` bytes, which holds ``max_len`` tokens of any ordinary text. A word or a multi-byte
+UTF-8 character cut at the edge of what was read is dropped. Every problem is an :class:`InputError`
+with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import stat
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+Keep = Literal["head", "tail"]
+
+_MIN_BUDGET = 16 * 1024
+_BYTES_PER_TOKEN = 64
+_CHUNK = 64 * 1024
+_SPACE = re.compile(r"\s")
+
+
+class InputError(Exception):
+    """An input that cannot be classified; ``str()`` is the reason, ``name`` the input it concerns."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(reason)
+
+
+def byte_budget(max_len: int) -> int:
+    """How many bytes to read from a long input: generous for ``max_len`` tokens (64 bytes each)."""
+    return max(_MIN_BUDGET, _BYTES_PER_TOKEN * max_len)
+
+
+def keep_side(truncating: str) -> Keep:
+    """Which end of a long text the model keeps: ``"pre"`` truncation drops the start, so keep the tail."""
+    return "tail" if truncating == "pre" else "head"
+
+
+def read_bounded(stream: BinaryIO, budget: int, keep: Keep) -> tuple[bytes, int, bool]:
+    """At most ``budget`` bytes from one end of ``stream``.
+
+    Returns ``(data, offset, cut)``: ``offset`` is where ``data`` starts in the stream, ``cut`` whether
+    anything was left out. Seekable regular files are read with one seek; pipes are streamed, keeping
+    only the last ``budget`` bytes for ``keep="tail"``.
+    """
+    size = _regular_size(stream)
+    if size is not None and size > budget:
+        if keep == "tail":
+            stream.seek(size - budget, os.SEEK_SET)
+            return _read_exactly(stream, budget), size - budget, True
+        return _read_exactly(stream, budget), 0, True
+    if keep == "head":
+        data = _read_exactly(stream, budget + 1)
+        return data[:budget], 0, len(data) > budget
+    buf = bytearray()
+    total = 0
+    while chunk := stream.read(_CHUNK):
+        buf += chunk
+        total += len(chunk)
+        if len(buf) > 2 * budget:
+            del buf[: len(buf) - budget]
+    cut = total > budget
+    data = bytes(buf[-budget:]) if cut else bytes(buf)
+    return data, total - len(data), cut
+
+
+def _regular_size(stream: BinaryIO) -> int | None:
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        if stream.tell() != 0:
+            return None
+    except OSError:
+        return None
+    return st.st_size
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+    parts: list[bytes] = []
+    left = n
+    while left > 0:
+        chunk = stream.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def decode_text(data: bytes, *, offset: int = 0, cut_start: bool = False, cut_end: bool = False,
+                name: str = "<input>") -> str:
+    """Strict UTF-8 text of ``data``; a character or word cut at a ``cut_*`` edge is dropped.
+
+    Raises :class:`InputError` for NUL bytes (a binary file) and for invalid UTF-8.
+    """
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InputError(name, f"binary file (NUL byte at offset {offset + nul})")
+    start = 0
+    if cut_start:
+        while start < min(3, len(data)) and 0x80 <= data[start] <= 0xBF:  # continuation bytes of a cut char
+            start += 1
+    elif data.startswith(codecs.BOM_UTF8):
+        start = len(codecs.BOM_UTF8)
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    try:
+        text = decoder.decode(data[start:], final=not cut_end)  # final=False keeps a cut last char out
+    except UnicodeDecodeError as exc:
+        raise InputError(name, f"not valid UTF-8 (byte 0x{data[start + exc.start]:02x} at offset "
+                               f"{offset + start + exc.start})") from None
+    if cut_start and text and not text[0].isspace():
+        m = _SPACE.search(text)
+        text = text[m.start():] if m else text
+    if cut_end and text and not text[-1].isspace():
+        m = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"), text.rfind("\r"))
+        text = text[:m] if m > 0 else text
+    return text
+
+
+def read_text(stream: BinaryIO, budget: int, keep: Keep, name: str = "<input>") -> str:
+    """Read and decode one input with :func:`read_bounded` and :func:`decode_text`; empty text is an error."""
+    try:
+        data, offset, cut = read_bounded(stream, budget, keep)
+    except OSError as exc:
+        raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
+    text = decode_text(data, offset=offset, cut_start=cut and keep == "tail", cut_end=cut and keep == "head",
+                       name=name)
+    if not text.strip():
+        raise InputError(name, "empty file" if not data else "no text (only whitespace)")
+    return text
+
+
+def read_text_file(path: str | os.PathLike[str], budget: int, keep: Keep) -> str:
+    """:func:`read_text` on a file path, turning open errors into one-line :class:`InputError` reasons."""
+    name = os.fspath(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise InputError(name, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(name, "is a directory") from None
+    except PermissionError:
+        raise InputError(name, "permission denied") from None
+    except OSError as exc:
+        raise InputError(name, f"cannot open: {exc.strerror or exc}") from None
+    with handle:
+        return read_text(handle, budget, keep, name)
+
+
+def expand_inputs(args: list[str]) -> list[tuple[str, Path | None, str | None]]:
+    """Expand CLI arguments into ``(name, path, error)``; ``-`` is stdin (path None), a directory its ``*.txt``.
+
+    A missing path or a directory without ``.txt`` files gives one entry with an ``error``.
+    """
+    out: list[tuple[str, Path | None, str | None]] = []
+    for arg in args:
+        if arg == "-":
+            out.append(("-", None, None))
+            continue
+        path = Path(arg)
+        try:
+            is_dir = path.is_dir()
+            exists = is_dir or path.exists() or path.is_symlink()
+        except OSError as exc:
+            out.append((arg, path, f"cannot access: {exc.strerror or exc}"))
+            continue
+        if not exists:
+            out.append((arg, path, "no such file or directory"))
+        elif is_dir:
+            try:
+                found = sorted(p for p in path.iterdir() if p.name.endswith(".txt") and not p.is_dir())
+            except OSError as exc:
+                out.append((arg, path, f"cannot list directory: {exc.strerror or exc}"))
+                continue
+            if not found:
+                out.append((arg, path, "directory has no .txt files"))
+            out.extend((os.fspath(p), p, None) for p in found)
+        else:
+            out.append((arg, path, None))
+    return out

@@ -1,0 +1,110 @@
+"""Shared fixtures: a tiny exported model for the runtime tests, and a marker for the shipped default model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "models" / "default"
+
+requires_default_model = pytest.mark.skipif(
+    not (DEFAULT_MODEL / "manifest.json").is_file(),
+    reason="models/default/manifest.json is not there yet (written by `python -m export`)",
+)
+
+TINY_SENTENCES = [
+    "A wonderful, moving film with great acting and a brilliant story.",
+    "I loved every minute of it! The cast was superb and the music beautiful.",
+    "Terrible plot, awful acting, a boring and stupid waste of time.",
+    "The worst movie I have ever seen; bad script, bad direction, bad everything.",
+    "It was fine. Some good scenes, some dull ones, an ok ending?",
+]
+
+
+@pytest.fixture(scope="session")
+def default_model_available() -> Path:
+    """The committed default model folder; skips the test when it has not been exported yet."""
+    if not (DEFAULT_MODEL / "manifest.json").is_file():
+        pytest.skip("models/default/manifest.json is not there yet (written by `python -m export`)")
+    return DEFAULT_MODEL
+
+
+TINY_TRAINING = {"max_samples": 2000, "epochs": 3, "vocab_size": 2000, "max_len": 64, "embedding_dim": 16,
+                 "units": 8}
+"""Small enough to train in seconds, trained enough that scores spread out and int8 passes its gate."""
+
+
+@pytest.fixture(scope="session")
+def data_path() -> Path:
+    """The labelled aclImdb archive (../shared); skips the test when it is absent."""
+    from train.data import default_data_path
+
+    path = default_data_path()
+    if not path.exists():
+        pytest.skip(f"{path} is not there")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gate_reviews(data_path: Path):
+    """300 stratified test reviews for the export gates."""
+    from export.pipeline import Reviews
+    from train.data import load_imdb, stratified_indices, subset
+
+    test = load_imdb(data_path).test
+    sample = subset(test, stratified_indices(test.labels, 300, 7))
+    return Reviews(list(sample.texts), sample.labels)
+
+
+def _train_tiny(folder: Path, preset: str, data: Path) -> Path:
+    pytest.importorskip("tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from train.presets import PRESETS
+    from train.run import train
+
+    train(data, folder, PRESETS[preset].with_overrides(**TINY_TRAINING), preset)
+    return folder / "model.keras"
+
+
+@pytest.fixture(scope="session")
+def fixed_keras_model(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Path:
+    """A tiny seed-style model (fixed length, pre padding) trained here; its model.keras."""
+    return _train_tiny(tmp_path_factory.mktemp("fixed_keras"), "seed", data_path)
+
+
+@pytest.fixture(scope="session")
+def masked_keras_model(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Path:
+    """A tiny default-style model (mask_zero, post padding, any length) trained here; its model.keras."""
+    return _train_tiny(tmp_path_factory.mktemp("masked_keras"), "default", data_path)
+
+
+@pytest.fixture(scope="session")
+def fixed_export(fixed_keras_model: Path, gate_reviews, tmp_path_factory: pytest.TempPathFactory):
+    """``export.export_model`` of the fixed-length tiny model (both gates run)."""
+    from export.pipeline import export_model
+
+    return export_model(fixed_keras_model, gate_reviews, tmp_path_factory.mktemp("tiny_model"), name="tiny")
+
+
+@pytest.fixture(scope="session")
+def masked_export(masked_keras_model: Path, gate_reviews, tmp_path_factory: pytest.TempPathFactory):
+    """``export.export_model`` of the masked tiny model (both gates run)."""
+    from export.pipeline import export_model
+
+    return export_model(masked_keras_model, gate_reviews, tmp_path_factory.mktemp("tiny_masked_model"),
+                        name="tiny-masked")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(fixed_export) -> Path:
+    """A model folder written by the exporter: fixed length (max_len 64), fp32 + int8, vocabulary of 2,000."""
+    return fixed_export.out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_masked_model_dir(masked_export) -> Path:
+    """Like ``tiny_model_dir`` but masked, like the shipped default: any length, padding "post"."""
+    return masked_export.out_dir
