@@ -18,6 +18,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Literal
 
@@ -36,39 +37,66 @@ NORMALIZATION = "edge-infer-v1"
 
 # Markup only: "<" directly followed by a letter or "/" ("a < b" and "<3" are text, not tags).
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,100}>")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
-_CONTRACTIONS = (
-    (re.compile(r"\bwon't\b"), "will not"),
-    (re.compile(r"\bcan't\b"), "can not"),
-    (re.compile(r"\bain't\b"), "is not"),
-    (re.compile(r"n't\b"), " not"),
-    (re.compile(r"'re\b"), " are"),
-    (re.compile(r"'ve\b"), " have"),
-    (re.compile(r"'ll\b"), " will"),
-    (re.compile(r"'m\b"), " am"),
-    (re.compile(r"'d\b"), " would"),
-    (re.compile(r"'s\b"), ""),  # possessive or "is": too ambiguous to keep
-)
+_APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "`", "\u00b4")
+# Contractions, expanded in one pass that only stops at apostrophes:
+#   won't -> will not, can't -> can not, ain't -> is not (whole words), n't -> " not",
+#   're -> " are", 've -> " have", 'll -> " will", 'm -> " am", 'd -> " would", 's -> "" (possessive or "is":
+#   too ambiguous to keep). Each suffix must end a word.
+_APOSTROPHE_SUFFIX = re.compile(r"'(?:re|ve|ll|m|d|s|t)\b")
+_SUFFIXES = {"'re": " are", "'ve": " have", "'ll": " will", "'m": " am", "'d": " would", "'s": ""}
+_WHOLE_WORDS = {"won": "will not", "can": "can not", "ain": "is not"}
 # Runs of letters/digits (any script), or the two punctuation marks that carry sentiment.
 _TOKEN = re.compile(r"[^\W_]+|[!?]")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+|[!?]")  # the same on casefolded ASCII text, and faster
+
+
+def _expand_contractions(text: str) -> str:
+    pieces, last = [], 0
+    for match in _APOSTROPHE_SUFFIX.finditer(text):
+        start, suffix = match.start(), match.group()
+        if suffix != "'t":
+            pieces += (text[last:start], _SUFFIXES[suffix])
+        elif start >= 1 and text[start - 1] == "n":
+            stem = text[start - 3:start] if start >= 3 else ""
+            if stem in _WHOLE_WORDS and (start == 3 or not _is_word_char(text[start - 4])):
+                pieces += (text[last:start - 3], _WHOLE_WORDS[stem])
+            else:
+                pieces += (text[last:start - 1], " not")
+        else:
+            continue
+        last = match.end()
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"  # what the regex \b treats as part of a word
 
 
 def normalize(text: str) -> str:
     """Canonical form of raw review text: tags removed, HTML decoded, NFKC, casefolded, contractions expanded."""
     # Tags go before entities are decoded, so an escaped "&lt;3" stays text; NFKC comes after
     # decoding, so "&#65313;" (full-width A) is folded like a literal one.
-    text = _HTML_TAG.sub(" ", text)  # IMDB's <br /> and any other markup
-    text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_APOSTROPHES).casefold()
-    for pattern, replacement in _CONTRACTIONS:
-        text = pattern.sub(replacement, text)
+    # Each step is skipped when it cannot change the text (the runtime's hot path).
+    if "<" in text:
+        text = _HTML_TAG.sub(" ", text)  # IMDB's <br /> and any other markup
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    for apostrophe in _APOSTROPHES:
+        if apostrophe in text:
+            text = text.replace(apostrophe, "'")
+    text = text.casefold()
+    if "'" in text:
+        text = _expand_contractions(text)
     return text
 
 
 def tokenize(text: str) -> list[str]:
     """Split raw text into normalized word tokens."""
-    return _TOKEN.findall(normalize(text))
+    text = normalize(text)
+    return (_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text)
 
 
 @dataclass(frozen=True)
@@ -87,7 +115,7 @@ class Vocabulary:
 
     def ids(self, tokens: Iterable[str]) -> list[int]:
         index: dict[str, int] = self._index  # type: ignore[attr-defined]
-        return [index.get(tok, OOV_ID) for tok in tokens]
+        return list(map(index.get, tokens, repeat(OOV_ID)))
 
     def to_text(self) -> str:
         return "\n".join(self.tokens) + "\n"
