@@ -21,6 +21,11 @@ from edge_infer.tokenizer import Tokenizer, Vocabulary, pad_batch
 
 BATCH_SIZE = 64
 """Rows per ONNX Runtime call; texts are sorted by length first so that little padding is fed."""
+DEFAULT_THREADS = 1
+"""ONNX Runtime intra-op threads unless told otherwise. One LSTM step is a few microseconds of work, too
+little to split across cores, and a long list keeps a second core busy tokenizing (bench/results)."""
+PIPELINE_CHUNK = 512
+"""Longer inputs are tokenized chunk by chunk on a helper thread, overlapping with inference."""
 
 _PACKAGED = Path(__file__).resolve().parent / "_default_model"
 _CHECKOUT = Path(__file__).resolve().parent.parent / "models" / "default"
@@ -54,6 +59,7 @@ class SentimentClassifier:
         self.tokenizer = tokenizer
         self.quantized = quantized
         self._session = session
+        self._output_names = [manifest.output_name]
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, quantized: bool = False,
@@ -62,7 +68,7 @@ class SentimentClassifier:
 
         ``model`` is a ``manifest.json`` or the folder holding one; ``None`` is the packaged default
         model. ``quantized`` picks the int8 ONNX file. ``threads`` sets ONNX Runtime's intra-op threads
-        (``None``: its default, one per core). Every file listed in the manifest is checked (size,
+        (``None``: ``DEFAULT_THREADS``, 1; see ``bench/`` for why). Every file listed in the manifest is checked (size,
         sha256) and the ONNX file's ``vocab_sha256`` against the vocabulary before any session exists.
 
         Raises :class:`~edge_infer.manifest.ManifestError` or :class:`~edge_infer.manifest.IntegrityError`
@@ -134,14 +140,40 @@ class SentimentClassifier:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"text {i} is a {type(t).__name__}, not a str")
-            if not t.strip():
+            if not t or t.isspace():
                 raise ValueError(f"text {i} is empty or whitespace-only")
-        return self.scores_for_ids([self.tokenizer.ids(t) for t in texts])
+        if len(texts) <= PIPELINE_CHUNK:
+            return self.scores_for_ids([self.tokenizer.ids(t) for t in texts])
+        return self._pipelined_scores(texts)
+
+    def _pipelined_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokenize the next chunk on a helper thread while ONNX Runtime (which releases the GIL) runs this one."""
+        from concurrent.futures import ThreadPoolExecutor  # only long lists need it; keeps cold start short
+
+        out = np.empty(len(texts), dtype=np.float64)
+        starts = range(0, len(texts), PIPELINE_CHUNK)
+        encode = self.tokenizer.ids
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-infer-tokenize") as pool:
+            pending = pool.submit(lambda chunk: [encode(t) for t in chunk], texts[:PIPELINE_CHUNK])
+            for start in starts:
+                ids = pending.result()
+                following = texts[start + PIPELINE_CHUNK:start + 2 * PIPELINE_CHUNK]
+                if following:
+                    pending = pool.submit(lambda chunk: [encode(t) for t in chunk], following)
+                out[start:start + len(ids)] = self.scores_for_ids(ids)
+        return out
 
     def scores_for_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Scores for already-tokenized (and truncated) id sequences, batched by length."""
         out = np.empty(len(sequences), dtype=np.float64)
         if not sequences:
+            return out
+        if len(sequences) == 1:  # the latency path: no sorting, no batching
+            seq = sequences[0]
+            length = max(1, len(seq)) if self.manifest.dynamic_length else self.max_len
+            ids = pad_batch(sequences, length, self.tokenizer.padding, self.manifest.tokenizer.pad_id)
+            result = self._session.run(self._output_names, {self.manifest.input_name: ids})[0]  # type: ignore[attr-defined]
+            out[0] = result.flat[0]
             return out
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         dynamic = self.manifest.dynamic_length
@@ -150,7 +182,7 @@ class SentimentClassifier:
             batch = [sequences[i] for i in rows]
             length = max(1, max(len(s) for s in batch)) if dynamic else self.max_len
             ids = pad_batch(batch, length, self.tokenizer.padding, self.manifest.tokenizer.pad_id)
-            result = self._session.run([self.manifest.output_name], {self.manifest.input_name: ids})[0]  # type: ignore[attr-defined]
+            result = self._session.run(self._output_names, {self.manifest.input_name: ids})[0]  # type: ignore[attr-defined]
             out[rows] = np.asarray(result, dtype=np.float64).reshape(len(rows), -1)[:, 0]
         return out
 
@@ -170,7 +202,7 @@ def _session(manifest: Manifest, key: str, model_bytes: bytes, threads: int | No
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or 0
+    options.intra_op_num_threads = threads or DEFAULT_THREADS
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

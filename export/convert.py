@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import onnx
 
-from export.graph import LENGTH_TENSOR, GraphPassError, recurrent_node, rename_output, use_final_states
+from export.graph import (
+    LENGTH_TENSOR,
+    GraphPassError,
+    recurrent_node,
+    rename_output,
+    simplify,
+    use_final_states,
+)
 
 OPSET = 17
 INPUT_NAME = "token_ids"
@@ -73,6 +80,7 @@ def to_onnx(model, *, max_len: int, pad_id: int, opset: int = OPSET) -> onnx.Mod
         ops = sorted({n.op_type for n in proto.graph.node} & {"Loop", "Scan", "LSTM", "GRU"})
         raise StructureError(f"tf2onnx did not give one fused bidirectional LSTM ({error}; saw {ops or 'none'}); "
                              "only LSTM cells export (Keras 3 GRU layers stay a Loop)") from None
+    simplify(proto, input_name=INPUT_NAME)
     rename_output(proto, OUTPUT_NAME)
     proto.producer_name = "edge-infer export (tf2onnx)"
     return proto

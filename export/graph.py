@@ -117,19 +117,7 @@ def use_final_states(model: onnx.ModelProto, *, input_name: str, pad_id: int, wi
 
     length_nodes: list[onnx.NodeProto] = []
     if with_lengths:
-        prefix = "edge_infer_lengths"
-        graph.initializer.extend([
-            numpy_helper.from_array(np.asarray(pad_id, dtype=np.int32), f"{prefix}/pad_id"),
-            _const(f"{prefix}/axis", [1]),
-        ])
-        length_nodes = [
-            helper.make_node("Equal", [input_name, f"{prefix}/pad_id"], [f"{prefix}/is_pad"], name=f"{prefix}/equal"),
-            helper.make_node("Not", [f"{prefix}/is_pad"], [f"{prefix}/is_token"], name=f"{prefix}/not"),
-            helper.make_node("Cast", [f"{prefix}/is_token"], [f"{prefix}/ones"], to=onnx.TensorProto.INT32,
-                             name=f"{prefix}/cast"),
-            helper.make_node("ReduceSum", [f"{prefix}/ones", f"{prefix}/axis"], [LENGTH_TENSOR], keepdims=0,
-                             name=f"{prefix}/sum"),
-        ]
+        length_nodes = _length_nodes(input_name, pad_id, graph)
         while len(rnn.input) < 5:
             rnn.input.append("")
         rnn.input[4] = LENGTH_TENSOR
@@ -140,6 +128,133 @@ def use_final_states(model: onnx.ModelProto, *, input_name: str, pad_id: int, wi
     del graph.node[:]
     graph.node.extend(nodes[:at] + length_nodes + [nodes[at]] + state_nodes + nodes[at + 1:])
     _prune(graph)
+
+
+def _sources(tensor: str, producers: dict[str, onnx.NodeProto], constants: set[str]) -> tuple[set[str], set[str]]:
+    """The non-constant leaves ``tensor`` is computed from, and the op types on the way."""
+    leaves, ops, stack, seen = set(), set(), [tensor], set()
+    while stack:
+        name = stack.pop()
+        if name in seen or not name or name in constants:
+            continue
+        seen.add(name)
+        node = producers.get(name)
+        if node is None:
+            leaves.add(name)
+            continue
+        ops.add(node.op_type)
+        stack.extend(node.input)
+    return leaves, ops
+
+
+def simplify(model: onnx.ModelProto, *, input_name: str) -> list[str]:
+    """Drop two pieces of per-call work that tf2onnx keeps from the TensorFlow graph; return what was dropped.
+
+    - Keras' zero initial states, rebuilt from the batch size on every call: ONNX's LSTM defaults to
+      zeros when ``initial_h`` and ``initial_c`` are left out.
+    - Keras' handling of negative embedding indices (``ids < 0 ? ids + vocab : ids``): the tokenizer
+      only emits ids in ``[0, vocab)``, so the Gather reads ``token_ids`` directly.
+    The parity gate checks the result like any other graph.
+    """
+    graph = model.graph
+    producers = _producers(graph)
+    constants = {init.name for init in graph.initializer} | {
+        n.output[0] for n in graph.node if n.op_type == "Constant"}
+    zeros = {init.name for init in graph.initializer if not numpy_helper.to_array(init).any()}
+    dropped = []
+    rnn = recurrent_node(graph)
+    state_inputs = range(5, len(rnn.input)) if rnn.op_type == "LSTM" else range(5, min(6, len(rnn.input)))
+    for i in state_inputs:
+        tensor = rnn.input[i]
+        if not tensor or tensor in constants:
+            continue
+        if _traces_to_zero_fill(tensor, producers, zeros):
+            rnn.input[i] = ""
+            dropped.append(f"{rnn.op_type} input {i} (zero initial state)")
+    for node in graph.node:
+        if node.op_type != "Gather" or node.input[0] not in constants or node.input[1] == input_name:
+            continue
+        leaves, ops = _sources(node.input[1], producers, constants)
+        if leaves == {input_name} and ops <= {"Add", "Less", "Not", "Cast", "Mul", "Where", "Identity"}:
+            node.input[1] = input_name
+            dropped.append(f"negative-index handling before {node.name}")
+    while len(rnn.input) and not rnn.input[-1]:
+        del rnn.input[-1]
+    _prune(graph)
+    rnn = recurrent_node(graph)  # pruning rebuilt the node list: fetch the live node again
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for i, name in enumerate(rnn.output):
+        if name and name not in used:
+            rnn.output[i] = ""  # ONNX Runtime then skips writing it (Y is every step's state)
+            dropped.append(f"unused {rnn.op_type} output {i}")
+    if _transpose_ids_not_embeddings(graph, input_name):
+        dropped.append("float Transpose of the embeddings (the int ids are transposed instead)")
+    _prune(graph)
+    return dropped
+
+
+def _traces_to_zero_fill(tensor: str, producers: dict[str, onnx.NodeProto], zeros: set[str]) -> bool:
+    """Whether every value of ``tensor`` comes from an ``Expand`` of an all-zero constant."""
+    node = producers.get(tensor)
+    if node is None:
+        return False
+    if node.op_type == "Expand":
+        return node.input[0] in zeros
+    if node.op_type in ("Concat",):
+        return all(_traces_to_zero_fill(i, producers, zeros) for i in node.input)
+    if node.op_type in ("Unsqueeze", "Cast", "Reshape", "Identity", "Squeeze"):
+        return _traces_to_zero_fill(node.input[0], producers, zeros)
+    return False
+
+
+def _length_nodes(input_name: str, pad_id: int, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Nodes computing ``LENGTH_TENSOR`` = the number of non-padding ids in each row (padding is at the end)."""
+    prefix = "edge_infer_lengths"
+    axis = _const(f"{prefix}/axis", [1])
+    if pad_id == 0:  # ids are never negative, so sign(id) is 1 for a token and 0 for padding
+        graph.initializer.append(axis)
+        return [
+            helper.make_node("Sign", [input_name], [f"{prefix}/is_token"], name=f"{prefix}/sign"),
+            helper.make_node("ReduceSum", [f"{prefix}/is_token", axis.name], [LENGTH_TENSOR], keepdims=0,
+                             name=f"{prefix}/sum"),
+        ]
+    graph.initializer.extend([axis, numpy_helper.from_array(np.asarray(pad_id, dtype=np.int32), f"{prefix}/pad_id")])
+    return [
+        helper.make_node("Equal", [input_name, f"{prefix}/pad_id"], [f"{prefix}/is_pad"], name=f"{prefix}/equal"),
+        helper.make_node("Not", [f"{prefix}/is_pad"], [f"{prefix}/is_token"], name=f"{prefix}/not"),
+        helper.make_node("Cast", [f"{prefix}/is_token"], [f"{prefix}/ones"], to=onnx.TensorProto.INT32,
+                         name=f"{prefix}/cast"),
+        helper.make_node("ReduceSum", [f"{prefix}/ones", axis.name], [LENGTH_TENSOR], keepdims=0,
+                         name=f"{prefix}/sum"),
+    ]
+
+
+def _transpose_ids_not_embeddings(graph: onnx.GraphProto, input_name: str) -> bool:
+    """``Transpose(Gather(E, ids))`` to time-major becomes ``Gather(E, Transpose(ids))``: ints, not vectors."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    for gather in graph.node:
+        if gather.op_type != "Gather" or gather.input[1] != input_name:
+            continue
+        users = consumers.get(gather.output[0], [])
+        if len(users) != 1 or users[0].op_type != "Transpose":
+            return False
+        transpose = users[0]
+        perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None)
+        if perm != [1, 0, 2]:
+            return False
+        ids_t = "edge_infer_time_major_ids"
+        new_transpose = helper.make_node("Transpose", [input_name], [ids_t], perm=[1, 0], name=ids_t)
+        gather.input[1] = ids_t
+        gather.output[0] = transpose.output[0]
+        nodes = [n for n in graph.node if n.name != transpose.name]
+        at = [n.name for n in nodes].index(gather.name)
+        del graph.node[:]
+        graph.node.extend(nodes[:at] + [new_transpose] + nodes[at:])
+        return True
+    return False
 
 
 def rename_output(model: onnx.ModelProto, name: str) -> None:

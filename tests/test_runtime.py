@@ -61,6 +61,16 @@ def test_batch_keeps_input_order(clf: SentimentClassifier):
     assert clf.predict([]) == []
 
 
+def test_long_lists_are_tokenized_alongside_inference_with_the_same_result(clf: SentimentClassifier):
+    from edge_infer.classifier import PIPELINE_CHUNK
+
+    rng = np.random.default_rng(3)
+    texts = [" ".join(rng.choice(REVIEWS, size=int(rng.integers(1, 6)))) for _ in range(2 * PIPELINE_CHUNK + 37)]
+    expected = clf.scores_for_ids([clf.tokenizer.ids(t) for t in texts])  # no pipelining, one list
+    np.testing.assert_allclose(clf.scores(texts), expected, rtol=0, atol=1e-6)  # batches differ, rows do not
+    np.testing.assert_allclose([p.score for p in clf.predict(texts)], expected, rtol=0, atol=1e-6)
+
+
 def test_threshold_override(clf: SentimentClassifier):
     assert all(p.label == "positive" for p in clf.predict(REVIEWS, threshold=0.0))
     assert all(p.label == "negative" for p in clf.predict(REVIEWS, threshold=1.0) if p.score < 1.0)

@@ -64,6 +64,11 @@ def test_case_folded():
         ("We're here and they've left", ["we", "are", "here", "and", "they", "have", "left"]),
         ("She'll say he'd go", ["she", "will", "say", "he", "would", "go"]),
         ("The film's ending", ["the", "film", "ending"]),
+        ("It ain't over", ["it", "is", "not", "over"]),
+        ("Swon't and xcan't", ["swo", "not", "and", "xca", "not"]),  # whole words only, else plain n't
+        ("won'tx can'ts it'sy", ["won", "tx", "can", "ts", "it", "sy"]),  # a suffix must end the word
+        ("'s 't n't", ["t", "not"]),  # a lone 's is dropped like any other
+        ("Ｗｏｎ’t stop", ["will", "not", "stop"]),  # full-width letters and a curly apostrophe
     ],
 )
 def test_contractions_expanded(text, expected):

@@ -77,17 +77,22 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     finished = json.loads(metadata.read_text())["epoch"]
     assert finished < 4, "the run finished before it could be killed"
     assert not (out / "training_report.json").exists()
+    earlier_s = json.loads((out / ".checkpoints" / "elapsed.json").read_text())["seconds"]
 
+    started = time.time()
     second = run_train(*args)
+    second_s = time.time() - started
     assert second.returncode == 0, second.stderr[-2000:]
     epochs_run = [int(n) for n in re.findall(r"^Epoch (\d+)/4", second.stdout + second.stderr, re.M)]
     assert epochs_run and epochs_run[0] == finished + 1  # continued, did not start over
     report = json.loads((out / "training_report.json").read_text())
     assert report["resumed"] is True
     assert [h["epoch"] for h in report["history"]] == [1, 2, 3, 4]  # history from both runs
+    assert earlier_s > 0 and earlier_s < report["wall_time_s"] <= earlier_s + second_s  # time from both runs
 
 
-@pytest.mark.parametrize("overrides", [{"cell": "gru"}, {"max_norm": 3.0}, {"cell": "gru", "mask_zero": True}])
+@pytest.mark.parametrize("overrides", [{"cell": "gru"}, {"max_norm": 3.0}, {"cell": "gru", "mask_zero": True},
+                                       {"embedding_dropout": 0.3, "mask_zero": True}, {"weight_decay": 0.1}])
 def test_model_variants_build_and_fit_one_step(overrides):
     import keras
 
@@ -105,6 +110,9 @@ def test_model_variants_build_and_fit_one_step(overrides):
     if "max_norm" in overrides:
         kernel = rnn.cell.kernel.numpy()
         assert np.sqrt((kernel**2).sum(axis=0)).max() <= 3.0 + 1e-5
+    names = [layer.name for layer in model.layers]
+    assert ("embedding_dropout" in names) == ("embedding_dropout" in overrides)
+    assert model.optimizer.weight_decay == overrides.get("weight_decay")
 
 
 def test_seed_preset_is_the_seed_notebook():

@@ -65,6 +65,25 @@ def _save_plot(history: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
+def _training_clock(path: Path, started: float):
+    """A Keras callback that saves, each epoch, the seconds this run has trained so far.
+
+    Its ``earlier_s`` is the time spent by earlier, interrupted processes of the same run, so the
+    report's wall time covers the whole run after a resume.
+    """
+    import keras
+
+    class TrainingClock(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.earlier_s = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            atomic_write_text(path, json.dumps({"seconds": self.earlier_s + time.time() - started}))
+
+    return TrainingClock()
+
+
 def train(data_path: str | Path, out_dir: str | Path, settings: Settings, preset: str) -> dict:
     """Run the whole stage and return the training report (also written to ``out_dir``)."""
     import keras
@@ -97,8 +116,10 @@ def train(data_path: str | Path, out_dir: str | Path, settings: Settings, preset
     checkpoints.mkdir(exist_ok=True)
     # Order matters: the epoch's history row is flushed before the backup marks the epoch finished,
     # so a run killed between the two never loses an epoch from the report.
+    clock = _training_clock(checkpoints / "elapsed.json", started)
     callbacks = [
         keras.callbacks.CSVLogger(str(history_csv), append=True),
+        clock,
         keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
     ]
@@ -142,7 +163,7 @@ def train(data_path: str | Path, out_dir: str | Path, settings: Settings, preset
         "validation_loss": float(val_loss),
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
-        "wall_time_s": round(time.time() - started, 1),
+        "wall_time_s": round(clock.earlier_s + time.time() - started, 1),
         "resumed": resumed,
         "versions": _versions(),
     }
