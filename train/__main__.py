@@ -33,9 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cell", choices=["lstm", "gru"])
     p.add_argument("--units", type=int)
     p.add_argument("--embedding-dim", type=int)
+    p.add_argument("--embedding-dropout", type=float, help="SpatialDropout1D rate on the embeddings (0: none)")
     p.add_argument("--dropout", type=float)
     p.add_argument("--max-norm", type=float, help="MaxNorm kernel constraint on the recurrent and dense layers")
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float, help="Adam learning rate")
+    p.add_argument("--weight-decay", type=float, help="decoupled weight decay in Adam (AdamW style)")
     p.add_argument("--patience", type=int, help="EarlyStopping patience on validation loss")
     p.add_argument("--seed", type=int)
     return p

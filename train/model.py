@@ -1,4 +1,4 @@
-"""The Keras model: Embedding -> Bidirectional(LSTM|GRU) -> Dropout -> Dense(sigmoid)."""
+"""The Keras model: Embedding -> [SpatialDropout1D] -> Bidirectional(LSTM|GRU) -> Dropout -> Dense(sigmoid)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def build_model(settings: Settings, compile: bool = True) -> keras.Model:
     token_ids = keras.Input(shape=(length,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(settings.vocab_size, settings.embedding_dim, mask_zero=settings.mask_zero,
                                name="embedding")(token_ids)
+    if settings.embedding_dropout:
+        # Drops whole embedding channels for a review; identity at inference, passes the mask on.
+        x = keras.layers.SpatialDropout1D(settings.embedding_dropout, name="embedding_dropout")(x)
     x = keras.layers.Bidirectional(
         cell(settings.units, kernel_constraint=constraint, recurrent_constraint=constraint),
         name="bidirectional",
@@ -26,7 +29,7 @@ def build_model(settings: Settings, compile: bool = True) -> keras.Model:
     model = keras.Model(token_ids, score, name=f"sentiment_bi{settings.cell}")
     if compile:
         model.compile(
-            optimizer=keras.optimizers.Adam(settings.learning_rate),
+            optimizer=keras.optimizers.Adam(settings.learning_rate, weight_decay=settings.weight_decay),
             loss="binary_crossentropy",
             metrics=["accuracy"],
         )

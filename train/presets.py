@@ -14,6 +14,7 @@ class Settings:
     truncating: Literal["pre", "post"] = "pre"
     mask_zero: bool = False
     embedding_dim: int = 128
+    embedding_dropout: float = 0.0
     cell: Literal["lstm", "gru"] = "lstm"
     units: int = 64
     dropout: float = 0.5
@@ -21,6 +22,7 @@ class Settings:
     batch_size: int = 128
     epochs: int = 4
     learning_rate: float = 1e-3
+    weight_decay: float | None = None
     validation_fraction: float = 0.1
     patience: int = 2
     seed: int = 1337
