@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_infer._atomic import atomic_write_bytes, temp_path_beside
+from edge_infer._hashing import file_sha256
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID, Tokenizer, Vocabulary
 from export.convert import INPUT_NAME, OPSET, OUTPUT_NAME, check_structure, is_masked, set_metadata, to_onnx
 from export.parity import ATOL, ParityResult, check_parity, onnx_scores, review_cases, session
@@ -58,18 +59,8 @@ class ExportResult:
     int8: Int8Result
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _file_entry(name: str, path: Path) -> dict:
-    return {"path": name, "sha256": _sha256(path), "size": path.stat().st_size}
+    return {"path": name, "sha256": file_sha256(path), "size": path.stat().st_size}
 
 
 def _versions() -> dict[str, str]:

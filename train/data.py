@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_infer._hashing import file_sha256
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
 LABELS = ("negative", "positive")
@@ -42,14 +44,6 @@ class Imdb:
 def default_data_path() -> Path:
     """``$EDGE_INFER_DATA`` if set, else ``../shared/data/aclImdb_labeled.tar.gz`` beside the repo."""
     return Path(os.environ.get("EDGE_INFER_DATA", DEFAULT_DATA))
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _collect(items: list[tuple[str, str, str, str]], where: str) -> tuple[Split, Split]:
@@ -113,7 +107,7 @@ def load_imdb(path: str | os.PathLike[str] | None = None) -> Imdb:
     else:
         items = _read_archive(source)
         train, test = _collect(items, str(source))
-        sha = _file_sha256(source)
+        sha = file_sha256(source)
     return Imdb(train=train, test=test, sha256=sha, path=str(source))
 
 
