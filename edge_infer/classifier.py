@@ -151,15 +151,18 @@ class SentimentClassifier:
         from concurrent.futures import ThreadPoolExecutor  # only long lists need it; keeps cold start short
 
         out = np.empty(len(texts), dtype=np.float64)
-        starts = range(0, len(texts), PIPELINE_CHUNK)
         encode = self.tokenizer.ids
+
+        def tokenize(chunk: Sequence[str]) -> list[list[int]]:
+            return [encode(text) for text in chunk]
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-infer-tokenize") as pool:
-            pending = pool.submit(lambda chunk: [encode(t) for t in chunk], texts[:PIPELINE_CHUNK])
-            for start in starts:
+            pending = pool.submit(tokenize, texts[:PIPELINE_CHUNK])
+            for start in range(0, len(texts), PIPELINE_CHUNK):
                 ids = pending.result()
                 following = texts[start + PIPELINE_CHUNK:start + 2 * PIPELINE_CHUNK]
                 if following:
-                    pending = pool.submit(lambda chunk: [encode(t) for t in chunk], following)
+                    pending = pool.submit(tokenize, following)
                 out[start:start + len(ids)] = self.scores_for_ids(ids)
         return out
 

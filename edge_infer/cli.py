@@ -77,7 +77,7 @@ def _model_path(model: Path | None) -> Path | None:
 @app.command(epilog=EXIT_CODES_HELP)
 def predict(
     files: Annotated[list[str], typer.Argument(
-        metavar="FILE", show_default=False,
+        metavar="FILE...", show_default=False,
         help="Text files to classify, one review each; '-' reads standard input; a directory means "
              "the *.txt files directly inside it.")],
     fmt: Annotated[Format, typer.Option("--format", help="text: 'label score  file' lines; json: one JSON "
