@@ -86,7 +86,7 @@ def predict(
     model: ModelOption = None,
     int8: Annotated[bool, typer.Option("--int8", help="Use the int8 (quantized) model.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", min=1, metavar="N",
-                                                help="ONNX Runtime intra-op threads (default: 1).")] = None,
+                                                help="ONNX Runtime intra-op threads (default: one per core).")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="X",
                                                     help="Score at or above which a review is labelled "
                                                          "positive (default: the model's, from its manifest).")

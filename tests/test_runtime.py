@@ -61,16 +61,6 @@ def test_batch_keeps_input_order(clf: SentimentClassifier):
     assert clf.predict([]) == []
 
 
-def test_long_lists_are_tokenized_alongside_inference_with_the_same_result(clf: SentimentClassifier):
-    from edge_infer.classifier import PIPELINE_CHUNK
-
-    rng = np.random.default_rng(3)
-    texts = [" ".join(rng.choice(REVIEWS, size=int(rng.integers(1, 6)))) for _ in range(2 * PIPELINE_CHUNK + 37)]
-    expected = clf.scores_for_ids([clf.tokenizer.ids(t) for t in texts])  # no pipelining, one list
-    np.testing.assert_allclose(clf.scores(texts), expected, rtol=0, atol=1e-6)  # batches differ, rows do not
-    np.testing.assert_allclose([p.score for p in clf.predict(texts)], expected, rtol=0, atol=1e-6)
-
-
 def test_threshold_override(clf: SentimentClassifier):
     assert all(p.label == "positive" for p in clf.predict(REVIEWS, threshold=0.0))
     assert all(p.label == "negative" for p in clf.predict(REVIEWS, threshold=1.0) if p.score < 1.0)
@@ -166,7 +156,8 @@ class _RecordingSession:
         return [ids[:, :1].astype(np.float32) / 100.0]
 
 
-def test_batches_are_grouped_by_length_and_padded_to_the_longest(tiny_model_dir: Path):
+def test_batches_are_grouped_by_length_and_padded_to_the_longest(tiny_model_dir: Path, monkeypatch):
+    monkeypatch.setattr("edge_infer.classifier.BATCH_TOKENS", 2000)  # 200 texts of 1..300 tokens: many batches
     manifest = Manifest.load(tiny_model_dir)
     data = dict(manifest.raw, input={"name": "token_ids", "dtype": "int32", "dynamic_length": True},
                 tokenizer=dict(manifest.raw["tokenizer"], max_len=400, padding="post"))
@@ -180,14 +171,22 @@ def test_batches_are_grouped_by_length_and_padded_to_the_longest(tiny_model_dir:
     texts = [" ".join(words[int(n) - 1 :: -1][:n]) for n in lengths]  # first token id = n + 1
     scores = clf.scores(texts)
     assert np.allclose(scores, (lengths + 1) / 100.0, atol=1e-6)  # original order restored
-    assert len(session.shapes) == 4 and all(s[0] <= 64 for s in session.shapes)
+    from edge_infer.classifier import MAX_BATCH_ROWS
+
+    assert len(session.shapes) > 10
+    assert sum(rows for rows, _ in session.shapes) == len(texts)
+    assert all(rows * width <= 2000 and rows <= MAX_BATCH_ROWS for rows, width in session.shapes)
     widths = [s[1] for s in session.shapes]
-    assert widths == sorted(widths) and max(widths) == lengths.max() and sum(widths) < 4 * 300
+    assert widths == sorted(widths) and max(widths) == lengths.max()
+    padded = sum(rows * width for rows, width in session.shapes)
+    assert padded < 1.25 * lengths.sum()  # sorted by length: little padding (unsorted: about 2x)
+    assert session.shapes[0][0] > session.shapes[-1][0]  # short reviews share bigger batches
 
     max_len = manifest.tokenizer.max_len
     fixed = SentimentClassifier(manifest, Tokenizer(vocab, max_len, "pre", "pre"), _RecordingSession(), quantized=False)
     fixed.scores(texts[:10])
-    assert fixed._session.shapes == [(10, max_len)]
+    assert all(width == max_len for _, width in fixed._session.shapes)
+    assert sum(rows for rows, _ in fixed._session.shapes) == 10
 
 
 # --------------------------------------------------------------------------- verification
