@@ -29,6 +29,7 @@ class Case:
 
     name: str
     ids: list[int]
+    review: int | None = None  # position in the review list, for real reviews
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def edge_cases(tokenizer: Tokenizer) -> list[Case]:
 
 def review_cases(tokenizer: Tokenizer, texts: Sequence[str]) -> list[Case]:
     """Real reviews, named by their position in the given list; empty ones are left out."""
-    cases = [Case(f"review #{i}", tokenizer.ids(text)) for i, text in enumerate(texts)]
+    cases = [Case(f"review #{i}", tokenizer.ids(text), i) for i, text in enumerate(texts)]
     return [c for c in cases if c.ids]
 
 

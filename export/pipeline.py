@@ -200,9 +200,8 @@ def export_model(keras_path: str | os.PathLike[str], reviews: Reviews, out_dir: 
 def _int8(staged: dict[str, Path], out: Path, proto, tokenizer: Tokenizer, reviews: Reviews, threshold: float,
           masked: bool) -> Int8Result:
     """Quantize (embedding too when that passes the gate, else without it); stage the file if it passes."""
-    cases = review_cases(tokenizer, reviews.texts)
-    keep = [i for i, text in enumerate(reviews.texts) if tokenizer.ids(text)]
-    labels = reviews.labels[keep]
+    cases = review_cases(tokenizer, reviews.texts)  # empty reviews are left out
+    labels = reviews.labels[[case.review for case in cases]]
     fp32 = onnx_scores(session(staged[FP32_FILE], 2), tokenizer, cases, batch_size=256, dynamic_length=masked)
     result: Int8Result | None = None
     for embedding in (True, False):
