@@ -410,7 +410,7 @@ def _plain(value):
 
 
 def write(res: dict, out: Path) -> None:
-    from edge_infer._atomic import atomic_write_text
+    from edge_infer.storage import atomic_write_text
 
     name = res["name"]
     text = markdown(res)

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge_infer._atomic import atomic_write_text
+from edge_infer.storage import atomic_write_text
 
 Side = Literal["pre", "post"]
 

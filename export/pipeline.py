@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_infer._atomic import atomic_write_bytes, temp_path_beside
-from edge_infer._hashing import file_sha256
+from edge_infer.storage import atomic_write_bytes, file_sha256, temp_path_beside
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID, Tokenizer, Vocabulary
 from export.convert import INPUT_NAME, OPSET, OUTPUT_NAME, check_structure, is_masked, set_metadata, to_onnx
 from export.parity import ATOL, ParityResult, check_parity, onnx_scores, review_cases, session

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_infer._atomic import temp_path_beside
+from edge_infer.storage import temp_path_beside
 from export.convert import Structure
 from export.parity import ParityResult
 from export.quantize import Int8Result

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_infer._hashing import file_sha256
+from edge_infer.storage import file_sha256
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_infer._atomic import atomic_write_text, temp_path_beside
+from edge_infer.storage import atomic_write_text, temp_path_beside
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID, Tokenizer, build_vocabulary
 from train.data import LABELS, load_imdb, stratified_indices, subset, train_validation_split
 from train.presets import Settings
