@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from edge_infer import SentimentClassifier  # noqa: E402
-from edge_infer.classifier import BATCH_TOKENS  # noqa: E402
+from edge_infer.inference import BATCH_TOKENS  # noqa: E402
 from edge_infer.tokenizer import normalize, tokenize  # noqa: E402
 
 SPREAD_FLAG = 0.20

@@ -6,7 +6,7 @@
 """
 
 from edge_infer.classifier import Prediction, SentimentClassifier
-from edge_infer.manifest import IntegrityError, ManifestError, ModelError
+from edge_infer.model_folder import IntegrityError, ManifestError, ModelError
 
 __version__ = "0.1.0"
 __all__ = ["IntegrityError", "ManifestError", "ModelError", "Prediction", "SentimentClassifier", "__version__"]
