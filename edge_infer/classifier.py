@@ -14,6 +14,7 @@ from edge_infer.inference import OnnxScorer, SessionError, check_signature, chec
 from edge_infer.model_folder import (
     FP32,
     INT8,
+    MANIFEST_NAME,
     ONNX_KEYS,
     VOCAB,
     IntegrityError,
@@ -79,7 +80,8 @@ class SentimentClassifier:
         key = INT8 if quantized else FP32
         if quantized and not manifest.has_int8:
             why = manifest.int8_refused
-            raise ModelError(manifest.source or Path("."), "this model has no int8 variant" + (f" ({why})" if why else ""))
+            raise ModelError(manifest.directory / MANIFEST_NAME,
+                             "this model has no int8 variant" + (f" ({why})" if why else ""))
         model_bytes, vocab_bytes = read_verified(manifest, key), read_verified(manifest, VOCAB)
         tokenizer = _tokenizer(manifest, vocab_bytes)
         session = _verified_session(manifest, key, model_bytes, threads)

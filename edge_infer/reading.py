@@ -13,6 +13,7 @@ import codecs
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -21,6 +22,9 @@ Keep = Literal["head", "tail"]
 _MIN_BUDGET = 16 * 1024
 _BYTES_PER_TOKEN = 64
 _CHUNK = 64 * 1024
+MAX_STREAM_BYTES = 256 * 1024 * 1024
+"""A pipe, a device or standard input is read to its end for ``keep="tail"``: past this many bytes it is
+refused (an endless stream must not hang the command). Regular files of any size are read with one seek."""
 _SPACE = re.compile(r"\s")
 
 
@@ -47,8 +51,9 @@ def read_bounded(stream: BinaryIO, budget: int, keep: Keep) -> tuple[bytes, int,
     """At most ``budget`` bytes from one end of ``stream``.
 
     Returns ``(data, offset, cut)``: ``offset`` is where ``data`` starts in the stream, ``cut`` whether
-    anything was left out. Seekable regular files are read with one seek; pipes are streamed, keeping
-    only the last ``budget`` bytes for ``keep="tail"``.
+    anything was left out. Seekable regular files are read with one seek; pipes and devices are streamed,
+    keeping only the last ``budget`` bytes for ``keep="tail"``; a NUL byte (binary input) or more than
+    :data:`MAX_STREAM_BYTES` stops the stream with :class:`InputError`.
     """
     size = _regular_size(stream)
     if size is not None and size > budget:
@@ -62,8 +67,14 @@ def read_bounded(stream: BinaryIO, budget: int, keep: Keep) -> tuple[bytes, int,
     buf = bytearray()
     total = 0
     while chunk := stream.read(_CHUNK):
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            raise InputError("", f"binary file (NUL byte at offset {total + nul})")
         buf += chunk
         total += len(chunk)
+        if total > MAX_STREAM_BYTES:
+            raise InputError("", f"a stream longer than {MAX_STREAM_BYTES >> 20} MiB (save it to a file to "
+                                 "classify its end)")
         if len(buf) > 2 * budget:
             del buf[: len(buf) - budget]
     cut = total > budget
@@ -132,6 +143,8 @@ def read_text(stream: BinaryIO, budget: int, keep: Keep, name: str = "<input>") 
     """Read and decode one input with :func:`read_bounded` and :func:`decode_text`; empty text is an error."""
     try:
         data, offset, cut = read_bounded(stream, budget, keep)
+    except InputError as exc:
+        raise InputError(name, exc.reason) from None
     except OSError as exc:
         raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
     text = decode_text(data, offset=offset, cut_start=cut and keep == "tail", cut_end=cut and keep == "head",
@@ -139,6 +152,18 @@ def read_text(stream: BinaryIO, budget: int, keep: Keep, name: str = "<input>") 
     if not text.strip():
         raise InputError(name, "empty file" if not data else "no text (only whitespace)")
     return text
+
+
+def read_stdin(budget: int, keep: Keep) -> str:
+    """:func:`read_text` on standard input (``-``); a closed standard input is an :class:`InputError`."""
+    stream = sys.stdin.buffer if sys.stdin is not None else None
+    if stream is None:
+        raise InputError("-", "standard input is closed")
+    try:
+        os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        raise InputError("-", "standard input is closed") from None
+    return read_text(stream, budget, keep, "-")
 
 
 def read_text_file(path: str | os.PathLike[str], budget: int, keep: Keep) -> str:

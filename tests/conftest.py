@@ -9,6 +9,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "default"
+SEED_MODEL = REPO / "models" / "seed"
+
+
+@pytest.fixture(scope="session")
+def seed_model_dir() -> Path:
+    """The committed seed model: fixed length (max_len 200, padding "pre"), fp32 + int8; no TensorFlow needed."""
+    return SEED_MODEL
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The committed default model: masked, any length (padding "post"), fp32 + int8."""
+    return DEFAULT_MODEL
 
 requires_default_model = pytest.mark.skipif(
     not (DEFAULT_MODEL / "manifest.json").is_file(),

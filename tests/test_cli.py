@@ -1,4 +1,4 @@
-"""The `edge-infer` command, run in a subprocess as a user would, on the tiny test model."""
+"""The `edge-infer` command, run in a subprocess as a user would, on the committed seed model (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -35,13 +35,13 @@ def errors(proc) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_dir: Path) -> str:
-    return os.fspath(tiny_model_dir)
+def model(seed_model_dir: Path) -> str:
+    return os.fspath(seed_model_dir)
 
 
 @pytest.fixture(scope="module")
-def clf(tiny_model_dir: Path) -> SentimentClassifier:
-    return SentimentClassifier.load(tiny_model_dir)
+def clf(seed_model_dir: Path) -> SentimentClassifier:
+    return SentimentClassifier.load(seed_model_dir)
 
 
 @pytest.fixture
@@ -59,13 +59,13 @@ def reviews(tmp_path: Path) -> Path:
 
 def test_help_and_version():
     top = run("--help")
-    assert top.returncode == 0 and "predict" in top.out and "info" in top.out and "Exit codes" in top.out
+    assert top.returncode == 0 and "predict" in top.out and "info" in top.out and "exit codes" in top.out
     helptext = run("predict", "--help")
     assert helptext.returncode == 0
     flat = " ".join(helptext.out.split())
     for needle in ("*.txt", "'-' reads standard input", "--format", "--model", "--int8", "--threads",
-                   "--threshold", "Exit codes: 0", "1 one or more inputs failed", "2 usage error",
-                   "3 the model could not be loaded"):
+                   "--threshold", "exit codes: 0 success", "1 some inputs failed", "2 usage error",
+                   "3 model refused", "130 interrupted", "141 standard output closed"):
         assert needle in flat, needle
     version = run("--version")
     assert version.returncode == 0 and version.out.strip() == "edge-infer 0.1.0"
@@ -277,11 +277,11 @@ def test_model_failing_verification_exits_3(model: str, reviews: Path, tmp_path:
 def test_info(model: str):
     proc = run("info", "--model", model)
     assert proc.returncode == 0, proc.err
-    for needle in ("tiny", "negative / positive", "max_len 64", "test accuracy", "parity", "model.onnx",
+    for needle in ("seed", "negative / positive", "max_len 200", "test accuracy", "parity", "model.onnx",
                    "model.int8.onnx", "vocab.txt", "versions", "tensorflow", "verified"):
         assert needle in proc.out, needle
     doc = json.loads(run("info", "--model", model, "--format", "json").out)
-    assert doc["verified"] is True and doc["tokenizer"]["max_len"] == 64
+    assert doc["verified"] is True and doc["tokenizer"]["max_len"] == 200
 
 
 @requires_default_model

@@ -1,4 +1,6 @@
-"""The embeddable classifier (edge_infer.SentimentClassifier) on the tiny test model, and model verification."""
+"""The embeddable classifier (edge_infer.SentimentClassifier) on the committed seed model, and model verification.
+
+No TensorFlow: these run on a runtime-only install."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import pytest
 from conftest import REPO, TINY_SENTENCES, requires_default_model
 
 from edge_infer import IntegrityError, ManifestError, ModelError, Prediction, SentimentClassifier
-from edge_infer.manifest import Manifest, onnx_metadata
+from edge_infer.classifier import verify
+from edge_infer.inference import OnnxScorer
 from edge_infer.tokenizer import Tokenizer, Vocabulary, build_vocabulary
 
 REVIEWS = [*TINY_SENTENCES, "great", "awful", "boring waste", "superb music", "bad bad bad", "loved it",
@@ -23,8 +26,8 @@ REVIEWS = [*TINY_SENTENCES, "great", "awful", "boring waste", "superb music", "b
 
 
 @pytest.fixture(scope="module")
-def clf(tiny_model_dir: Path) -> SentimentClassifier:
-    return SentimentClassifier.load(tiny_model_dir)
+def clf(seed_model_dir: Path) -> SentimentClassifier:
+    return SentimentClassifier.load(seed_model_dir)
 
 
 def copy_model(src: Path, dst: Path) -> Path:
@@ -48,7 +51,7 @@ def test_predict_one_and_many(clf: SentimentClassifier):
     many = clf.predict(REVIEWS)
     assert isinstance(many, list) and len(many) == len(REVIEWS)
     assert many[0] == one
-    assert {p.label for p in many} == {"negative", "positive"}  # the tiny model's scores spread
+    assert {p.label for p in many} == {"negative", "positive"}  # the model's scores spread
     for p in many:
         assert p.label == ("positive" if p.score >= clf.threshold else "negative")
 
@@ -93,16 +96,16 @@ def test_long_text_is_truncated_like_the_tokenizer(clf: SentimentClassifier):
     assert clf.predict(text).score == pytest.approx(clf.predict(" ".join(words[-clf.max_len:])).score, abs=1e-6)
 
 
-def test_int8_model(tiny_model_dir: Path, clf: SentimentClassifier):
-    q = SentimentClassifier.load(tiny_model_dir, quantized=True, threads=1)
+def test_int8_model(seed_model_dir: Path, clf: SentimentClassifier):
+    q = SentimentClassifier.load(seed_model_dir, quantized=True, threads=1)
     assert q.quantized and "int8" in repr(q)
     fp = np.array([p.score for p in clf.predict(REVIEWS)])
     i8 = np.array([p.score for p in q.predict(REVIEWS)])
     assert np.abs(fp - i8).max() < 0.2
 
 
-def test_int8_absent_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path):
-    folder = copy_model(tiny_model_dir, tmp_path / "m")
+def test_int8_absent_is_a_clear_error(seed_model_dir: Path, tmp_path: Path):
+    folder = copy_model(seed_model_dir, tmp_path / "m")
     data = json.loads((folder / "manifest.json").read_text())
     del data["files"]["int8"]
     data["parity"]["int8"] = {"refused": "accuracy dropped 2.1 points"}
@@ -113,9 +116,9 @@ def test_int8_absent_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path):
         SentimentClassifier.load(folder, quantized=True)
 
 
-def test_bad_threads(tiny_model_dir: Path):
+def test_bad_threads(seed_model_dir: Path):
     with pytest.raises(ValueError):
-        SentimentClassifier.load(tiny_model_dir, threads=0)
+        SentimentClassifier.load(seed_model_dir, threads=0)
 
 
 def test_concurrent_use_equals_sequential(clf: SentimentClassifier):
@@ -156,22 +159,18 @@ class _RecordingSession:
         return [ids[:, :1].astype(np.float32) / 100.0]
 
 
-def test_batches_are_grouped_by_length_and_padded_to_the_longest(tiny_model_dir: Path, monkeypatch):
-    monkeypatch.setattr("edge_infer.classifier.BATCH_TOKENS", 2000)  # 200 texts of 1..300 tokens: many batches
-    manifest = Manifest.load(tiny_model_dir)
-    data = dict(manifest.raw, input={"name": "token_ids", "dtype": "int32", "dynamic_length": True},
-                tokenizer=dict(manifest.raw["tokenizer"], max_len=400, padding="post"))
-    dyn = Manifest.from_dict(data, manifest.source)
+def test_batches_are_grouped_by_length_and_padded_to_the_longest(monkeypatch):
+    monkeypatch.setattr("edge_infer.inference.BATCH_TOKENS", 2000)  # 200 texts of 1..300 tokens: many batches
     words = [f"w{i}" for i in range(300)]
-    vocab = Vocabulary(("[PAD]", "[UNK]", *words))
+    tokenizer = Tokenizer(Vocabulary(("[PAD]", "[UNK]", *words)), 400, "post", "pre")
     session = _RecordingSession()
-    clf = SentimentClassifier(dyn, Tokenizer(vocab, 400, "post", "pre"), session, quantized=False)
+    scorer = OnnxScorer(session, 400, "post", True, "token_ids", "score")
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 300, size=200)
     texts = [" ".join(words[int(n) - 1 :: -1][:n]) for n in lengths]  # first token id = n + 1
-    scores = clf.scores(texts)
+    scores = scorer.scores([tokenizer.ids(t) for t in texts])
     assert np.allclose(scores, (lengths + 1) / 100.0, atol=1e-6)  # original order restored
-    from edge_infer.classifier import MAX_BATCH_ROWS
+    from edge_infer.inference import MAX_BATCH_ROWS
 
     assert len(session.shapes) > 10
     assert sum(rows for rows, _ in session.shapes) == len(texts)
@@ -182,11 +181,11 @@ def test_batches_are_grouped_by_length_and_padded_to_the_longest(tiny_model_dir:
     assert padded < 1.25 * lengths.sum()  # sorted by length: little padding (unsorted: about 2x)
     assert session.shapes[0][0] > session.shapes[-1][0]  # short reviews share bigger batches
 
-    max_len = manifest.tokenizer.max_len
-    fixed = SentimentClassifier(manifest, Tokenizer(vocab, max_len, "pre", "pre"), _RecordingSession(), quantized=False)
-    fixed.scores(texts[:10])
-    assert all(width == max_len for _, width in fixed._session.shapes)
-    assert sum(rows for rows, _ in fixed._session.shapes) == 10
+    fixed_session = _RecordingSession()
+    fixed = OnnxScorer(fixed_session, 64, "pre", False, "token_ids", "score")
+    fixed.scores([tokenizer.ids(t)[:64] for t in texts[:10]])
+    assert all(width == 64 for _, width in fixed_session.shapes)
+    assert sum(rows for rows, _ in fixed_session.shapes) == 10
 
 
 # --------------------------------------------------------------------------- verification
@@ -203,19 +202,27 @@ def no_session(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
 
 
-def test_flipped_byte_is_caught(tiny_model_dir: Path, tmp_path: Path, no_session):
-    for name in ("model.onnx", "vocab.txt", "model.int8.onnx"):
-        folder = copy_model(tiny_model_dir, tmp_path / name)
+def test_flipped_byte_is_caught(seed_model_dir: Path, tmp_path: Path, no_session):
+    for name, quantized in (("model.onnx", False), ("vocab.txt", False), ("model.int8.onnx", True)):
+        folder = copy_model(seed_model_dir, tmp_path / name)
         data = bytearray((folder / name).read_bytes())
         data[len(data) // 2] ^= 0x01
         (folder / name).write_bytes(bytes(data))
         with pytest.raises(IntegrityError, match="sha256") as info:
-            SentimentClassifier.load(folder)
+            SentimentClassifier.load(folder, quantized=quantized)
         assert info.value.path.name == name and name in str(info.value)
 
 
-def test_truncated_model_is_caught(tiny_model_dir: Path, tmp_path: Path, no_session):
-    folder = copy_model(tiny_model_dir, tmp_path / "m")
+def test_fp32_load_does_not_read_the_int8_file(seed_model_dir: Path, tmp_path: Path):
+    folder = copy_model(seed_model_dir, tmp_path / "m")
+    (folder / "model.int8.onnx").write_bytes(b"broken")
+    assert SentimentClassifier.load(folder).predict("a great film").label in ("negative", "positive")
+    with pytest.raises(IntegrityError, match="size"):
+        verify(folder)  # `edge-infer info` still checks every file
+
+
+def test_truncated_model_is_caught(seed_model_dir: Path, tmp_path: Path, no_session):
+    folder = copy_model(seed_model_dir, tmp_path / "m")
     data = (folder / "model.onnx").read_bytes()
     (folder / "model.onnx").write_bytes(data[: len(data) // 3])
     with pytest.raises(IntegrityError, match="size") as info:
@@ -226,8 +233,8 @@ def test_truncated_model_is_caught(tiny_model_dir: Path, tmp_path: Path, no_sess
         SentimentClassifier.load(folder)
 
 
-def test_vocabulary_from_another_run_is_caught(tiny_model_dir: Path, tmp_path: Path, no_session):
-    folder = copy_model(tiny_model_dir, tmp_path / "m")
+def test_vocabulary_from_another_run_is_caught(seed_model_dir: Path, tmp_path: Path):
+    folder = copy_model(seed_model_dir, tmp_path / "m")
     other = build_vocabulary(["another run, another corpus, other words entirely"], 50)
     sha = other.save(folder / "vocab.txt")
     data = json.loads((folder / "manifest.json").read_text())
@@ -238,14 +245,14 @@ def test_vocabulary_from_another_run_is_caught(tiny_model_dir: Path, tmp_path: P
     assert info.value.path.name == "model.onnx"
 
 
-def test_manifest_errors(tiny_model_dir: Path, tmp_path: Path, no_session):
+def test_manifest_errors(seed_model_dir: Path, tmp_path: Path, no_session):
     with pytest.raises(ManifestError, match="no manifest.json"):
         SentimentClassifier.load(tmp_path)
-    folder = copy_model(tiny_model_dir, tmp_path / "m")
+    folder = copy_model(seed_model_dir, tmp_path / "m")
     (folder / "manifest.json").write_text("{not json")
     with pytest.raises(ManifestError, match="not valid JSON"):
         SentimentClassifier.load(folder / "manifest.json")
-    good = json.loads((tiny_model_dir / "manifest.json").read_text())
+    good = json.loads((seed_model_dir / "manifest.json").read_text())
     cases = {
         "normalization": dict(tokenizer=dict(good["tokenizer"], normalization="edge-infer-v0")),
         "format_version": dict(format_version=2),
@@ -262,25 +269,13 @@ def test_manifest_errors(tiny_model_dir: Path, tmp_path: Path, no_session):
         assert info.value.path.name == "manifest.json"
 
 
-def test_onnx_metadata_reader_agrees_with_onnx(tiny_model_dir: Path):
-    onnx = pytest.importorskip("onnx")
-    for name in ("model.onnx", "model.int8.onnx"):
-        data = (tiny_model_dir / name).read_bytes()
-        expected = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
-        assert onnx_metadata(data) == expected and "vocab_sha256" in expected
-    with pytest.raises(ValueError):
-        onnx_metadata(b"\xff\xff\xff")
-    with pytest.raises(ValueError):
-        onnx_metadata(b"")
-
-
 # --------------------------------------------------------------------------- no TensorFlow, default model
 
 
-def test_import_and_predict_do_not_import_tensorflow(tiny_model_dir: Path):
+def test_import_and_predict_do_not_import_tensorflow(seed_model_dir: Path):
     code = (
         "import sys, edge_infer\n"
-        f"clf = edge_infer.SentimentClassifier.load({str(tiny_model_dir)!r})\n"
+        f"clf = edge_infer.SentimentClassifier.load({str(seed_model_dir)!r})\n"
         "clf.predict('a great film'); clf.predict(['bad', 'good'])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'onnx'))\n"
         "assert not bad, bad\n"
@@ -309,9 +304,9 @@ def test_default_model_is_the_packaged_or_checkout_default():
     assert clf.manifest.directory.name in ("default", "_default_model")
     assert clf.predict("A wonderful, moving film. I loved it.").label == "positive"
 
-def test_masked_dynamic_model_padding_does_not_change_scores(tiny_masked_model_dir: Path):
+def test_masked_dynamic_model_padding_does_not_change_scores(default_model_dir: Path):
     """Like the shipped default: batches padded ("post") to their longest row give each text's own score."""
-    clf = SentimentClassifier.load(tiny_masked_model_dir)
+    clf = SentimentClassifier.load(default_model_dir)
     assert clf.manifest.dynamic_length and clf.tokenizer.padding == "post"
     texts = [*REVIEWS, "?!", "..."]  # the last has no tokens at all: one padding id is fed
     batch = clf.predict(texts)

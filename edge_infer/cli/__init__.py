@@ -1,0 +1,119 @@
+"""The ``edge-infer`` command: a shell over the library. Owns the terminal: one line per error, never a traceback.
+
+Exit codes are :mod:`edge_infer.exit_codes` (the README's table), the same for every command.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def _interrupted_early(signum: int, frame: object) -> None:
+    # Ctrl-C while the command is still importing: no traceback, the documented code.
+    os.write(2, b"edge-infer: interrupted\n")
+    os._exit(130)
+
+
+# Only when this process is the command (not an app or a test importing the module).
+_OWN_SIGINT = (os.path.basename(sys.argv[0]) in ("edge-infer", "__main__.py")
+               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+if _OWN_SIGINT:
+    signal.signal(signal.SIGINT, _interrupted_early)
+
+import typer  # noqa: E402
+
+from edge_infer import __version__, exit_codes  # noqa: E402
+
+EXIT_CODES_HELP = "\b\n" + exit_codes.describe()  # \b: click keeps the table's lines as they are
+
+app = typer.Typer(
+    help="Movie-review sentiment on small CPUs (ONNX Runtime, no TensorFlow).",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Interrupted(Exception):
+    """Ctrl-C inside a command; ``str()`` is what to tell the user."""
+
+
+class OutputClosed(Exception):
+    """Standard output was closed by the reader (``| head``)."""
+
+
+def err(message: str) -> None:
+    """One error line on stderr, with the program's prefix."""
+    typer.echo(f"edge-infer: error: {message}", err=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edge-infer {__version__}")
+        raise typer.Exit(exit_codes.OK)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Movie-review sentiment on small CPUs (ONNX Runtime, no TensorFlow)."""
+
+
+from edge_infer.cli import info as _info  # noqa: E402,F401  (registers the command)
+from edge_infer.cli import predict as _predict  # noqa: E402,F401
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app; maps Ctrl-C, a closed stdout and any bug to the documented codes."""
+    try:  # recent typer carries its own copy of click
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - older typer depends on click
+        from click.exceptions import ClickException  # type: ignore[no-redef]
+
+    if _OWN_SIGINT:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+    try:
+        code = app(args=argv, prog_name="edge-infer", standalone_mode=False)
+    except Interrupted as exc:
+        typer.echo(f"edge-infer: {exc}", err=True)
+        sys.exit(exit_codes.INTERRUPTED)
+    except (KeyboardInterrupt, typer.Abort):
+        code = exit_codes.INTERRUPTED
+    except ClickException as exc:  # bad option or argument: one line, like every other error
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edge-infer`: the help, as a usage error
+            typer.echo(exc.format_message(), err=True)
+            sys.exit(exit_codes.USAGE)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        err(f"{exc.format_message()}{hint}")
+        code = exit_codes.USAGE
+    except OutputClosed:
+        _quiet_stdout()
+        code = exit_codes.BROKEN_PIPE
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: never a traceback
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        err(f"internal error: {type(exc).__name__}: {message}")
+        code = exit_codes.INTERNAL
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = exit_codes.OK
+    if code == exit_codes.INTERRUPTED:  # typer turned a KeyboardInterrupt into a silent Exit(130)
+        typer.echo("edge-infer: interrupted", err=True)
+    sys.exit(code)

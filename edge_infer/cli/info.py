@@ -1,0 +1,91 @@
+"""``edge-infer info``: describe and verify a model folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from edge_infer import __version__, exit_codes
+from edge_infer.cli import EXIT_CODES_HELP, app, err
+from edge_infer.cli.options import ModelOption, model_path
+
+
+class InfoFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def info(
+    model: ModelOption = None,
+    fmt: Annotated[InfoFormat, typer.Option("--format", help="text (for people) or json (the manifest plus "
+                                            "'path' and 'verified').")] = InfoFormat.text,
+) -> None:
+    """Describe a model and verify all of its files: labels, max_len, accuracy, parity figures, files, versions."""
+    from edge_infer.classifier import verify
+    from edge_infer.model_folder import ModelError
+
+    try:
+        manifest = verify(model_path(model))
+    except ModelError as exc:
+        err(str(exc))
+        raise typer.Exit(exit_codes.MODEL) from None
+    if fmt is InfoFormat.json:
+        doc = manifest.to_dict()
+        doc["path"] = os.fspath(manifest.source)
+        doc["verified"] = True
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    typer.echo("\n".join(_text_lines(manifest)))
+
+
+def _text_lines(manifest: Any) -> list[str]:
+    tok = manifest.tokenizer
+    lines = [
+        f"model        {manifest.name}  ({manifest.source})",
+        f"labels       {manifest.labels[0]} / {manifest.labels[1]}  (score = P({manifest.labels[1]}), "
+        f"threshold {manifest.threshold:g})",
+        f"tokenizer    {tok.normalization}, max_len {tok.max_len}, padding {tok.padding}, "
+        f"truncating {tok.truncating}, vocabulary {tok.vocab_size}",
+        f"input        {manifest.input_name} ({manifest.input_dtype}, "
+        f"{'any length 1..max_len' if manifest.dynamic_length else 'exactly max_len'}); output {manifest.output_name}",
+        f"training     preset {manifest.training.get('preset', '?')}, test accuracy "
+        f"{_pct(manifest.training.get('test_accuracy'))}",
+        *_parity_lines(manifest.parity),
+        f"int8         {'available' if manifest.has_int8 else 'absent'}"
+        + (f" ({manifest.int8_refused})" if manifest.int8_refused else ""),
+        "files        (size, sha256, graph signature and vocab_sha256 verified)",
+    ]
+    for key, entry in manifest.files.items():
+        lines.append(f"  {key:<6} {entry.path:<26} {entry.size:>10} bytes  sha256 {entry.sha256[:16]}...")
+    lines.append(f"opset        {manifest.opset}")
+    lines.append("versions     " + ", ".join(f"{k} {v}" for k, v in manifest.versions.items()))
+    lines.append(f"runtime      edge-infer {__version__}")
+    return lines
+
+
+def _pct(value: object) -> str:
+    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+
+
+def _num(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+
+
+def _parity_lines(parity: Any) -> list[str]:
+    """The export's parity figures, fp32 ONNX vs Keras and int8 vs fp32 (``--format json`` has all)."""
+    lines = [f"parity       fp32 vs Keras on {parity.get('reviews', '?')} reviews: max |diff| "
+             f"{_num(parity.get('max_abs_diff'))}, label agreement {_pct(parity.get('label_agreement'))}"]
+    int8 = parity.get("int8")
+    if isinstance(int8, dict):
+        if int8.get("refused"):
+            lines.append(f"             int8 refused: {int8['refused']}")
+        else:
+            acc = int8.get("int8_accuracy", int8.get("test_accuracy"))
+            lines.append(f"             int8: accuracy {_pct(acc)}, label agreement "
+                         f"{_pct(int8.get('label_agreement'))}, max |diff| {_num(int8.get('max_abs_diff'))}")
+    return lines

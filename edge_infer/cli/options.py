@@ -1,0 +1,48 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge_infer.inference import MAX_THREADS
+
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", metavar="PATH",
+                 help="Model folder or its manifest.json (default: the model shipped with edge-infer)."),
+]
+
+
+def model_path(model: Path | None) -> Path | None:
+    """``--model`` as given, or a usage error (exit 2) when the path does not exist."""
+    if model is not None and not (model.exists() or model.is_symlink()):
+        raise typer.BadParameter(f"{display_name(str(model))}: no such file or directory", param_hint="'--model'")
+    return model
+
+
+def threads_option(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= MAX_THREADS:
+        raise typer.BadParameter(f"must be from 1 to {MAX_THREADS}")
+    return value
+
+
+def threshold_option(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise typer.BadParameter("must be a number from 0 to 1")
+    return value
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def display_name(name: str) -> str:
+    """A file name as valid UTF-8 text on one line: undecodable bytes become ``\\xff``, control characters
+    (newline, tab, ...) their backslash escapes. Names without either are unchanged."""
+    if any("\udc80" <= c <= "\udcff" for c in name):
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
