@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from edge_infer import SentimentClassifier  # noqa: E402
 from edge_infer.inference import BATCH_TOKENS  # noqa: E402
-from edge_infer.tokenizer import normalize, tokenize  # noqa: E402
+from edge_infer.tokenizer import pad_batch, tokenize  # noqa: E402
 
 SPREAD_FLAG = 0.20
 SEED = 1337
@@ -92,11 +92,14 @@ def throughput(run: Callable[[Sequence[str]], object], texts: Sequence[str], rep
 
 
 def text_of_tokens(texts: Sequence[str], count: int) -> str:
-    """A real review cut to exactly ``count`` tokens (as the tokenizer counts them)."""
+    """A real review cut to exactly ``count`` tokens, as the runtime counts them (``tokenize`` normalizes once:
+    normalizing twice is not the same, ``&amp;lt;b&amp;gt;`` decodes one level per pass)."""
     for text in texts:
-        tokens = tokenize(normalize(text))
+        tokens = tokenize(text)
         if len(tokens) >= count:
-            return " ".join(tokens[:count])
+            cut = " ".join(tokens[:count])
+            if len(tokenize(cut)) == count:
+                return cut
     raise ValueError(f"no review has {count} tokens")
 
 
@@ -115,10 +118,12 @@ class KerasSide:
         self.function = tf.function(lambda x: self.model(x, training=False), input_signature=(spec,))
 
     def _ids(self, texts: Sequence[str]) -> np.ndarray:
-        if not self.dynamic:
-            return self.tokenizer.encode(texts)
-        seqs = [self.tokenizer.ids(t) for t in texts]
-        return self.tokenizer.encode(texts, length=max(1, max(len(s) for s in seqs)))
+        return self._pad([self.tokenizer.ids(t) for t in texts])
+
+    def _pad(self, seqs: Sequence[Sequence[int]]) -> np.ndarray:
+        """Tokenized once; padded to max_len (fixed-length model) or to the longest row (dynamic)."""
+        length = max(1, max(len(s) for s in seqs)) if self.dynamic else self.tokenizer.max_len
+        return pad_batch(seqs, length, self.tokenizer.padding)
 
     def predict_one(self, text: str) -> float:
         return float(self.model.predict(self._ids([text]), verbose=0)[0, 0])
@@ -130,12 +135,13 @@ class KerasSide:
         return self.model.predict(self._ids(texts), batch_size=batch_size, verbose=0)[:, 0]
 
     def function_all(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        """Length-sorted batches padded to their longest: the same help the runtime gets."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        """Batches sorted by token count and padded to their longest: the same help the runtime gets."""
+        seqs = [self.tokenizer.ids(t) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(seqs[i]))
         out = np.empty(len(texts))
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            out[rows] = self.function(self._ids([texts[i] for i in rows])).numpy()[:, 0]
+            out[rows] = self.function(self._pad([seqs[i] for i in rows])).numpy()[:, 0]
         return out
 
 
