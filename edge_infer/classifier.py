@@ -109,7 +109,7 @@ class SentimentClassifier:
     # ------------------------------------------------------------------ inference
 
     @overload
-    def predict(self, text: str, *, threshold: float | None = None) -> Prediction: ...
+    def predict(self, text: str, *, threshold: float | None = None) -> Prediction: ...  # type: ignore[overload-overlap]
 
     @overload
     def predict(self, text: Sequence[str], *, threshold: float | None = None) -> list[Prediction]: ...
@@ -121,7 +121,7 @@ class SentimentClassifier:
         """
         cut = self._threshold(threshold)
         single = isinstance(text, str)
-        texts = [text] if single else list(text)
+        texts: list[str] = [text] if isinstance(text, str) else list(text)
         preds = self.label_scores(self.scores(texts), threshold=cut)
         return preds[0] if single else preds
 

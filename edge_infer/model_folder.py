@@ -327,13 +327,14 @@ class _Reader:
 
     def integer(self, obj: dict, key: str, where: str = "") -> int:
         value = obj.get(key)
-        self.check(isinstance(value, int) and not isinstance(value, bool), f"{where}{key} is missing or not an integer")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ManifestError(self.source, f"{where}{key} is missing or not an integer")
         return value
 
     def number(self, obj: dict, key: str, where: str = "") -> float:
         value = obj.get(key)
-        self.check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-                   f"{where}{key} is missing or not a number")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ManifestError(self.source, f"{where}{key} is missing or not a number")
         return float(value)
 
 

@@ -134,8 +134,8 @@ def decode_text(data: bytes, *, offset: int = 0, cut_start: bool = False, cut_en
         m = _SPACE.search(text)
         text = text[m.start():] if m else text
     if cut_end and text and not text[-1].isspace():
-        m = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"), text.rfind("\r"))
-        text = text[:m] if m > 0 else text
+        last = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"), text.rfind("\r"))
+        text = text[:last] if last > 0 else text
     return text
 
 

@@ -54,7 +54,8 @@ _ASCII_SPACES = bytes(c if c in _ASCII_WORD_BYTES else 0x20 for c in range(256))
 
 
 def _expand_contractions(text: str) -> str:
-    pieces, last = [], 0
+    pieces: list[str] = []
+    last = 0
     for match in _APOSTROPHE_SUFFIX.finditer(text):
         start, suffix = match.start(), match.group()
         if suffix != "'t":

@@ -27,7 +27,7 @@ def info(
 ) -> None:
     """Describe a model and verify all of its files: labels, max_len, accuracy, parity figures, files, versions."""
     from edge_infer.classifier import verify
-    from edge_infer.model_folder import ModelError
+    from edge_infer.model_folder import MANIFEST_NAME, ModelError
 
     try:
         manifest = verify(model_path(model))
@@ -36,7 +36,7 @@ def info(
         raise typer.Exit(exit_codes.MODEL) from None
     if fmt is InfoFormat.json:
         doc = manifest.to_dict()
-        doc["path"] = os.fspath(manifest.source)
+        doc["path"] = os.fspath(manifest.directory / MANIFEST_NAME)
         doc["verified"] = True
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
