@@ -197,12 +197,8 @@ class Manifest:
         try:
             with open_regular(source) as handle:
                 data = handle.read(MAX_MANIFEST_BYTES + 1)
-        except FileNotFoundError:
-            raise ManifestError(source, "no manifest.json (not a model folder?)") from None
-        except NotRegularFileError as exc:
-            raise ManifestError(source, str(exc)) from None
         except OSError as exc:
-            raise ManifestError(source, f"cannot read: {exc.strerror or exc}") from None
+            raise ManifestError(source, read_error(exc, "no manifest.json (not a model folder?)")) from None
         if len(data) > MAX_MANIFEST_BYTES:
             raise ManifestError(source, "too large to be a manifest")
         try:
@@ -368,6 +364,15 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
         raise
 
 
+def read_error(exc: OSError, missing: str) -> str:
+    """The one-line reason for an error of :func:`open_regular` or of reading; ``missing`` for a missing file."""
+    if isinstance(exc, FileNotFoundError):
+        return missing
+    if isinstance(exc, NotRegularFileError):
+        return str(exc)
+    return f"cannot read: {exc.strerror or exc}"
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
@@ -409,12 +414,8 @@ def _check_file(manifest: Manifest, key: str, *, keep: bool) -> bytes | None:
                 read += len(chunk)
                 if keep:
                     parts.append(chunk)
-    except FileNotFoundError:
-        raise IntegrityError(path, "missing (listed in the manifest)") from None
-    except NotRegularFileError as exc:
-        raise IntegrityError(path, str(exc)) from None
     except OSError as exc:
-        raise IntegrityError(path, f"cannot read: {exc.strerror or exc}") from None
+        raise IntegrityError(path, read_error(exc, "missing (listed in the manifest)")) from None
     if read != entry.size:
         raise IntegrityError(path, f"size is {read} bytes, the manifest says {entry.size} (changed while read?)")
     if digest.hexdigest() != entry.sha256:

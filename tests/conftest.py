@@ -19,6 +19,12 @@ def seed_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def model(seed_model_dir: Path) -> str:
+    """``--model`` for the CLI tests: the committed seed model's folder."""
+    return os.fspath(seed_model_dir)
+
+
+@pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     """The committed default model: masked, any length (padding "post"), fp32 + int8."""
     return DEFAULT_MODEL

@@ -35,11 +35,6 @@ def errors(proc) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def model(seed_model_dir: Path) -> str:
-    return os.fspath(seed_model_dir)
-
-
-@pytest.fixture(scope="module")
 def clf(seed_model_dir: Path) -> SentimentClassifier:
     return SentimentClassifier.load(seed_model_dir)
 

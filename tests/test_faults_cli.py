@@ -22,11 +22,6 @@ GOOD = "A wonderful, moving film: brilliant acting and a beautiful story. I love
 posix_only = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and signals are POSIX")
 
 
-@pytest.fixture(scope="module")
-def model(seed_model_dir: Path) -> str:
-    return os.fspath(seed_model_dir)
-
-
 @pytest.fixture
 def review(tmp_path: Path) -> Path:
     path = tmp_path / "review.txt"
