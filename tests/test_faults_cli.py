@@ -215,11 +215,17 @@ def test_model_files_must_be_regular_files(seed_model_dir: Path, tmp_path: Path,
 # --------------------------------------------------------------------------- Ctrl-C
 
 
+def _default_sigint() -> None:
+    # As in an interactive shell: a test run started in the background inherits SIGINT ignored, and an
+    # ignored SIGINT stays ignored in the child (correctly: Ctrl-C does not reach background jobs).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @posix_only
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_ctrl_c_while_waiting_for_input(model: str, fmt: str):
     proc = subprocess.Popen([*CLI, "predict", "--model", model, "--format", fmt, "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
     time.sleep(3)  # long enough to be reading standard input (any point would do: see the next test)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -235,7 +241,7 @@ def test_ctrl_c_while_waiting_for_input(model: str, fmt: str):
 @pytest.mark.parametrize("delay", [0.15, 0.3, 0.6, 1.0])
 def test_ctrl_c_at_any_moment_prints_no_traceback(model: str, review: Path, delay: float):
     proc = subprocess.Popen([*CLI, "predict", "--model", model, "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
