@@ -8,17 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_USAGE = 2
-EXIT_GATE = 3
+from edge_infer import exit_codes
+
 SEED = 1337
 
-EPILOG = """exit codes:
-  0  exported: both gates passed (int8 may still be refused; the manifest says why)
-  1  unexpected error
-  2  bad arguments, or an unreadable model, vocabulary, training report or dataset
-  3  a gate refused the export (structure, parity, vocabulary mismatch); nothing in --out was changed
+EPILOG = exit_codes.describe() + """
+
+An export that exits 3 (or is killed) leaves the model folder on its previous manifest and files; a
+parity refusal explains itself in parity_report.failed.md there.
 """
 
 
@@ -28,8 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m export", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Convert a trained Keras model to ONNX (fp32 + int8), prove parity with Keras on real test "
-                    "reviews, and write the model folder the runtime reads (manifest.json, model.onnx, "
-                    "model.int8.onnx, vocab.txt, parity_report.md).")
+                    "reviews, and switch the model folder the runtime reads (manifest.json naming "
+                    "model.<sha>.onnx, model.int8.<sha>.onnx, vocab.<sha>.txt; parity_report.md) at once.")
     p.add_argument("--keras", required=True, type=Path,
                    help="the model.keras to export; vocab.txt and training_report.json must lie beside it")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
@@ -53,41 +50,23 @@ def _reviews(data: Path, count: int):
     return Reviews(list(test.texts), test.labels)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _quiet_libraries(quiet: bool) -> None:
     # Our progress lines only: tf2onnx and the quantizer log chatty advice on the root logger.
     logging.basicConfig(level=logging.ERROR, format="%(message)s")
-    ours = logging.getLogger("export")
-    ours.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logging.getLogger("export").setLevel(logging.WARNING if quiet else logging.INFO)
     for name in ("tf2onnx", "onnxruntime"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if args.reviews < 0:
-        print("error: --reviews must be >= 0", file=sys.stderr)
-        return EXIT_USAGE
 
-    from export.convert import StructureError
-    from export.parity import ParityError
-    from export.pipeline import ExportInputError, VocabularyMismatchError, export_model, read_training
-    from train.data import DataError
 
-    try:
-        read_training(args.keras)  # fail on a bad model folder before reading 80 MB of reviews
-        reviews = _reviews(args.data, args.reviews)
-        result = export_model(args.keras, reviews, args.out, name=args.name, int8=not args.no_int8)
-    except (ExportInputError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (StructureError, ParityError, VocabularyMismatchError) as error:
-        print(f"error: export refused: {error}", file=sys.stderr)
-        return EXIT_GATE
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was changed", file=sys.stderr)
-        return EXIT_UNEXPECTED
-    except Exception as error:  # noqa: BLE001 - the CLI boundary: one line, not a traceback
-        print(f"error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
-        return EXIT_UNEXPECTED
+def _run(args: argparse.Namespace):
+    from export.pipeline import export_model, load_source
 
+    source = load_source(args.keras)  # refuse a bad model folder before reading 80 MB of reviews
+    return export_model(source, _reviews(args.data, args.reviews), args.out, name=args.name, int8=not args.no_int8)
+
+
+def _summary(result) -> None:
     parity, int8 = result.parity, result.int8
     print(f"wrote {result.out_dir}: parity max |diff| {parity.max_abs_diff:.3g} on {parity.reviews} reviews "
           f"+ {len(parity.edge_cases)} edge cases, label agreement {100 * parity.label_agreement:.2f} %")
@@ -96,7 +75,41 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"int8: accuracy {100 * int8.int8_accuracy:.2f} % vs fp32 {100 * int8.fp32_accuracy:.2f} %, "
               f"label agreement {100 * int8.label_agreement:.2f} %")
-    return EXIT_OK
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.reviews < 0:
+        print("error: --reviews must be >= 0", file=sys.stderr)
+        return exit_codes.USAGE
+    _quiet_libraries(args.quiet)
+    from export.convert import StructureError
+    from export.parity import ParityError
+    from export.training import ExportInputError, VocabularyMismatchError
+    from train.data import DataError
+
+    try:
+        result = _run(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; the model folder holds the previous export or this one, never a mix",
+              file=sys.stderr)
+        return exit_codes.INTERRUPTED
+    except (ExportInputError, DataError) as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return exit_codes.USAGE
+    except (StructureError, ParityError, VocabularyMismatchError) as error:
+        print(f"error: export refused: {_one_line(error)}", file=sys.stderr)
+        return exit_codes.MODEL
+    except Exception as error:  # noqa: BLE001 - the CLI boundary: one line, not a traceback
+        print(f"error: unexpected {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        return exit_codes.INTERNAL
+    _summary(result)
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

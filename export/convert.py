@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import onnx
 
+from edge_infer.model_folder import FORMAT, FORMAT_VERSION, INPUT_NAME, META_FORMAT, META_VOCAB_SHA256, OUTPUT_NAME
 from export.graph import (
     LENGTH_TENSOR,
     GraphPassError,
@@ -17,13 +18,12 @@ from export.graph import (
 )
 
 OPSET = 17
-INPUT_NAME = "token_ids"
-OUTPUT_NAME = "score"
 FORBIDDEN_OPS = ("Loop", "Scan", "If")
+ONLY_LSTM = "only a bidirectional LSTM exports"
 
 
 class StructureError(RuntimeError):
-    """The ONNX graph does not run the recurrent layer as one native bidirectional node."""
+    """The model or its ONNX graph does not run the recurrent layer as one native bidirectional LSTM node."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,28 @@ class Structure:
     direction: str
     sequence_lens: bool
     op_counts: dict[str, int]
+
+
+def check_keras_model(model) -> None:
+    """The structure gate before conversion: an ``embedding`` layer and one ``Bidirectional(LSTM)``.
+
+    tf2onnx fuses only an LSTM into a native ONNX node (a Keras 3 GRU becomes a slow ``Loop``), so any
+    other recurrent layer is refused here, before the conversion.
+    """
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if "embedding" not in names:
+        raise StructureError(f"{ONLY_LSTM} after a layer named 'embedding'; this model has none ({names})")
+    recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN | keras.layers.Bidirectional)]
+    kinds = [_describe(layer) for layer in recurrent]
+    if len(recurrent) != 1 or kinds[0] != "Bidirectional(LSTM)":
+        raise StructureError(f"{ONLY_LSTM}; this model has {', '.join(kinds) or 'no recurrent layer'}")
+
+
+def _describe(layer) -> str:
+    inner = getattr(layer, "forward_layer", None)
+    return f"Bidirectional({type(inner).__name__})" if inner is not None else type(layer).__name__
 
 
 def is_masked(model) -> bool:
@@ -77,9 +99,9 @@ def to_onnx(model, *, max_len: int, pad_id: int, opset: int = OPSET) -> onnx.Mod
     try:
         use_final_states(proto, input_name=INPUT_NAME, pad_id=pad_id, with_lengths=masked)
     except GraphPassError as error:
-        ops = sorted({n.op_type for n in proto.graph.node} & {"Loop", "Scan", "LSTM", "GRU"})
-        raise StructureError(f"tf2onnx did not give one fused bidirectional LSTM ({error}; saw {ops or 'none'}); "
-                             "only LSTM cells export (Keras 3 GRU layers stay a Loop)") from None
+        ops = sorted({n.op_type for n in proto.graph.node} & {"Loop", "Scan", "LSTM"})
+        raise StructureError(f"tf2onnx did not give one fused bidirectional LSTM ({error}; saw {ops or 'none'})"
+                             ) from None
     simplify(proto, input_name=INPUT_NAME)
     rename_output(proto, OUTPUT_NAME)
     proto.producer_name = "edge-infer export (tf2onnx)"
@@ -95,8 +117,13 @@ def set_metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:
         model.metadata_props.add(key=key, value=value)
 
 
+def model_metadata(vocab_sha256: str) -> dict[str, str]:
+    """The ``metadata_props`` every exported ONNX file carries (the runtime checks ``vocab_sha256``)."""
+    return {META_VOCAB_SHA256: vocab_sha256, META_FORMAT: f"{FORMAT}/{FORMAT_VERSION}"}
+
+
 def check_structure(model: onnx.ModelProto, *, masked: bool) -> Structure:
-    """The structure gate: one native bidirectional LSTM/GRU, no Loop/Scan, lengths wired when masked."""
+    """The structure gate on the graph: one native bidirectional LSTM, no control flow, lengths wired when masked."""
     onnx.checker.check_model(model, full_check=True)
     counts = Counter(n.op_type for n in model.graph.node)
     forbidden = {op: counts[op] for op in FORBIDDEN_OPS if counts[op]}
@@ -104,7 +131,7 @@ def check_structure(model: onnx.ModelProto, *, masked: bool) -> Structure:
         raise StructureError(f"graph contains control flow {forbidden}: the recurrent layer was not fused")
     try:
         rnn = recurrent_node(model.graph)
-    except RuntimeError as error:
+    except GraphPassError as error:
         raise StructureError(str(error)) from None
     direction = next((a.s.decode() for a in rnn.attribute if a.name == "direction"), "forward")
     if direction != "bidirectional":

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-RECURRENT_OPS = ("LSTM", "GRU")
+RECURRENT_OPS = ("LSTM",)
 LENGTH_TENSOR = "sequence_lengths"
 PASS_THROUGH = ("Slice", "Squeeze", "Gather", "Identity")
 
@@ -31,7 +31,7 @@ class GraphPassError(RuntimeError):
 
 
 def recurrent_node(graph: onnx.GraphProto) -> onnx.NodeProto:
-    """The single bidirectional LSTM/GRU node of the graph."""
+    """The single LSTM node of the graph."""
     nodes = [n for n in graph.node if n.op_type in RECURRENT_OPS]
     if len(nodes) != 1:
         raise GraphPassError(f"expected one recurrent node, found {len(nodes)}")
@@ -163,8 +163,7 @@ def simplify(model: onnx.ModelProto, *, input_name: str) -> list[str]:
     zeros = {init.name for init in graph.initializer if not numpy_helper.to_array(init).any()}
     dropped = []
     rnn = recurrent_node(graph)
-    state_inputs = range(5, len(rnn.input)) if rnn.op_type == "LSTM" else range(5, min(6, len(rnn.input)))
-    for i in state_inputs:
+    for i in range(5, len(rnn.input)):  # initial_h, initial_c
         tensor = rnn.input[i]
         if not tensor or tensor in constants:
             continue

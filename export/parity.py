@@ -1,18 +1,27 @@
-"""The parity gate: Keras and ONNX Runtime must give the same probabilities on the same reviews."""
+"""The parity gate: Keras and the runtime's ONNX scoring must give the same probabilities on the same reviews.
+
+The ONNX side is exactly what users run: :func:`edge_infer.inference.new_session` (the runtime's session
+options) and :class:`edge_infer.inference.OnnxScorer` (its batch-1 path for one text, its length-sorted
+token-budget batches for many).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from edge_infer.tokenizer import Tokenizer, pad_batch
+from edge_infer.inference import OnnxScorer, check_signature, new_session
+from edge_infer.model_folder import INPUT_NAME, OUTPUT_NAME
+from edge_infer.tokenizer import PAD_ID, Tokenizer, pad_batch
 
 ATOL = 1e-5
-BATCH_SIZES = (1, 256)
 THREADS = (1, 2)
+SINGLE, BATCHED = "single", "batched"
+PATHS = (SINGLE, BATCHED)
+"""The runtime's two scoring paths: each case alone (``predict("text")``) and all cases batched by length."""
 
 
 class ParityError(RuntimeError):
@@ -33,10 +42,27 @@ class Case:
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """ONNX Runtime scores for every case at one batch size and thread count."""
+class Scoring:
+    """How the model folder's ONNX files are scored: the tokenizer, the length mode, the threshold."""
 
-    batch_size: int
+    tokenizer: Tokenizer
+    dynamic_length: bool
+    threshold: float
+
+    def scorer(self, model: bytes | str | os.PathLike[str], threads: int) -> OnnxScorer:
+        """The runtime's scorer on a new session; the graph signature is checked like the runtime does."""
+        session = new_session(model, threads)
+        check_signature(session, input_name=INPUT_NAME, output_name=OUTPUT_NAME, max_len=self.tokenizer.max_len,
+                        dynamic_length=self.dynamic_length)
+        return OnnxScorer(session, self.tokenizer.max_len, self.tokenizer.padding, self.dynamic_length, INPUT_NAME,
+                          OUTPUT_NAME, PAD_ID)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """ONNX Runtime scores for every case on one scoring path and thread count."""
+
+    path: str
     threads: int
     scores: np.ndarray = field(repr=False)
     max_abs_diff: float = 0.0
@@ -45,7 +71,7 @@ class RunResult:
 
 @dataclass(frozen=True)
 class ParityResult:
-    """What the gate measured; ``passed`` is the verdict."""
+    """What the gate measured; ``passed`` is the verdict. ``cases`` lists the reviews first, then the edge cases."""
 
     reviews: int
     edge_cases: list[str]
@@ -58,10 +84,23 @@ class ParityResult:
     runs: list[RunResult] = field(repr=False)
     keras_scores: np.ndarray = field(repr=False)
     diffs: np.ndarray = field(repr=False)
+    cases: list[Case] = field(repr=False, default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.max_abs_diff <= self.atol and self.label_agreement == 1.0
+
+    @property
+    def review_positions(self) -> np.ndarray:
+        """Each scored review's position in the texts given to the gate (empty reviews are left out)."""
+        return np.asarray([c.review for c in self.cases[: self.reviews]], dtype=np.int64)
+
+    def review_scores(self) -> tuple[np.ndarray, int]:
+        """The fp32 ONNX scores of the reviews on the batched path with the most threads, and that thread count."""
+        run = max((r for r in self.runs if r.path == BATCHED), key=lambda r: r.threads, default=None)
+        if run is None:
+            run = max(self.runs, key=lambda r: r.threads)
+        return run.scores[: self.reviews], run.threads
 
     def summary(self) -> dict:
         """The figures that go into the manifest."""
@@ -72,7 +111,7 @@ class ParityResult:
             "max_abs_diff": self.max_abs_diff,
             "mean_abs_diff": self.mean_abs_diff,
             "label_agreement": self.label_agreement,
-            "batch_sizes": sorted({r.batch_size for r in self.runs}),
+            "paths": sorted({r.path for r in self.runs}),
             "threads": sorted({r.threads for r in self.runs}),
             "worst_case": self.worst_case,
         }
@@ -82,7 +121,8 @@ def edge_cases(tokenizer: Tokenizer) -> list[Case]:
     """Constructed inputs: one token, all out-of-vocabulary, exactly and beyond max_len."""
     vocab = tokenizer.vocabulary
     words = list(vocab.tokens[2:])
-    oov = [w for w in (f"zq{i}x" for i in range(10 * tokenizer.max_len)) if w not in set(vocab.tokens)]
+    known = set(vocab.tokens)
+    oov = [w for w in (f"zq{i}x" for i in range(10 * tokenizer.max_len)) if w not in known]
     n = tokenizer.max_len
     texts = {
         "one token: most frequent word": words[0],
@@ -108,71 +148,65 @@ def keras_scores(model, tokenizer: Tokenizer, cases: Sequence[Case], batch_size:
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)[:, 0]
 
 
-def session(onnx_path: str | Path, threads: int):
-    """An ONNX Runtime CPU session with explicit thread counts."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-
-
-def onnx_scores(sess, tokenizer: Tokenizer, cases: Sequence[Case], *, batch_size: int,
-                dynamic_length: bool) -> np.ndarray:
-    """ONNX Runtime scores in input order; dynamic models get length-sorted batches padded to their longest."""
-    input_name = sess.get_inputs()[0].name
-    order = sorted(range(len(cases)), key=lambda i: len(cases[i].ids)) if dynamic_length else range(len(cases))
-    order = list(order)
-    scores = np.empty(len(cases), dtype=np.float64)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        seqs = [cases[i].ids for i in rows]
-        length = max(len(s) for s in seqs) if dynamic_length else tokenizer.max_len
-        x = pad_batch(seqs, length, tokenizer.padding)
-        scores[rows] = sess.run(None, {input_name: x})[0][:, 0]
-    return scores
+def onnx_scores(scorer: OnnxScorer, cases: Sequence[Case], path: str) -> np.ndarray:
+    """The runtime's scores in case order: each case alone (``single``) or all at once (``batched``)."""
+    ids = [c.ids for c in cases]
+    if path == SINGLE:
+        return np.concatenate([scorer.scores([seq]) for seq in ids]) if ids else np.empty(0)
+    if path == BATCHED:
+        return scorer.scores(ids)
+    raise ValueError(f"unknown scoring path {path!r} (one of {', '.join(PATHS)})")
 
 
-def check_parity(model, onnx_path: str | Path, tokenizer: Tokenizer, texts: Sequence[str], *, threshold: float,
-                 dynamic_length: bool, atol: float = ATOL, batch_sizes: Sequence[int] = BATCH_SIZES,
-                 threads: Sequence[int] = THREADS) -> ParityResult:
-    """Compare Keras with ONNX Runtime on ``texts`` plus the edge cases; raise ``ParityError`` on failure."""
-    edges = edge_cases(tokenizer)
-    cases = review_cases(tokenizer, texts) + edges
-    reference = keras_scores(model, tokenizer, cases)
+def check_parity(model, onnx_model: bytes | str | os.PathLike[str], scoring: Scoring, texts: Sequence[str], *,
+                 atol: float = ATOL, threads: Sequence[int] = THREADS,
+                 paths: Sequence[str] = PATHS) -> ParityResult:
+    """Compare Keras with the runtime's ONNX scoring on ``texts`` plus the edge cases.
+
+    Raises ``ParityError`` (carrying the result) on failure.
+    """
+    edges = edge_cases(scoring.tokenizer)
+    cases = review_cases(scoring.tokenizer, texts) + edges
+    reference = keras_scores(model, scoring.tokenizer, cases)
     runs: list[RunResult] = []
     for n_threads in threads:
-        sess = session(onnx_path, n_threads)
-        for batch_size in batch_sizes:
-            scores = onnx_scores(sess, tokenizer, cases, batch_size=batch_size, dynamic_length=dynamic_length)
-            diff = np.abs(scores - reference)
-            worst = int(np.argmax(diff))
-            runs.append(RunResult(batch_size, n_threads, scores, float(diff[worst]), cases[worst].name))
-
-    diffs = np.stack([np.abs(r.scores - reference) for r in runs])
-    run_index, case_index = np.unravel_index(int(np.argmax(diffs)), diffs.shape)
-    agree = np.stack([(r.scores >= threshold) == (reference >= threshold) for r in runs])
-    worst_run = runs[run_index]
-    result = ParityResult(
-        reviews=len(cases) - len(edges),
-        edge_cases=[c.name for c in edges],
-        atol=atol,
-        max_abs_diff=float(diffs.max()),
-        mean_abs_diff=float(diffs.mean()),
-        label_agreement=float(agree.mean()),
-        worst_case=cases[case_index].name,
-        worst_run=f"batch {worst_run.batch_size}, {worst_run.threads} thread(s)",
-        runs=runs,
-        keras_scores=reference,
-        diffs=diffs,
-    )
+        scorer = scoring.scorer(onnx_model, n_threads)
+        runs += [_run(scorer, cases, reference, path, n_threads) for path in paths]
+    result = _result(runs, cases, len(edges), reference, scoring.threshold, atol)
     if not result.passed:
-        flips = int((~agree).sum())
+        flips = round((1.0 - result.label_agreement) * result.diffs.size)
         raise ParityError(
             f"ONNX differs from Keras: max |diff| {result.max_abs_diff:.3g} > {atol:g} or {flips} label flip(s); "
             f"worst: {result.worst_case} at {result.worst_run}",
             result,
         )
     return result
+
+
+def _run(scorer: OnnxScorer, cases: Sequence[Case], reference: np.ndarray, path: str, threads: int) -> RunResult:
+    scores = onnx_scores(scorer, cases, path)
+    diff = np.abs(scores - reference)
+    worst = int(np.argmax(diff))
+    return RunResult(path, threads, scores, float(diff[worst]), cases[worst].name)
+
+
+def _result(runs: list[RunResult], cases: list[Case], n_edges: int, reference: np.ndarray, threshold: float,
+            atol: float) -> ParityResult:
+    diffs = np.stack([np.abs(r.scores - reference) for r in runs])
+    run_index, case_index = np.unravel_index(int(np.argmax(diffs)), diffs.shape)
+    agree = np.stack([(r.scores >= threshold) == (reference >= threshold) for r in runs])
+    worst_run = runs[run_index]
+    return ParityResult(
+        reviews=len(cases) - n_edges,
+        edge_cases=[c.name for c in cases[len(cases) - n_edges:]],
+        atol=atol,
+        max_abs_diff=float(diffs.max()),
+        mean_abs_diff=float(diffs.mean()),
+        label_agreement=float(agree.mean()),
+        worst_case=cases[case_index].name,
+        worst_run=f"{worst_run.path} path, {worst_run.threads} thread(s)",
+        runs=runs,
+        keras_scores=reference,
+        diffs=diffs,
+        cases=list(cases),
+    )

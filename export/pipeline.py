@@ -1,43 +1,42 @@
-"""The whole export: convert, gate, quantize, gate, then write every artifact or none."""
+"""The whole export: read, convert, gate, quantize, gate, then switch the model folder to the new files at once."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
 
-from edge_infer.storage import atomic_write_bytes, file_sha256, temp_path_beside
-from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID, Tokenizer, Vocabulary
-from export.convert import INPUT_NAME, OPSET, OUTPUT_NAME, check_structure, is_masked, set_metadata, to_onnx
-from export.parity import ATOL, ParityResult, check_parity, onnx_scores, review_cases, session
-from export.quantize import Int8Result, check_quantized_structure, copy_metadata, int8_gate, quantize
+from edge_infer.inference import SessionError
+from edge_infer.model_folder import FP32, INT8, VOCAB, Manifest, TokenizerSpec
+from edge_infer.tokenizer import PAD_ID, Tokenizer, Vocabulary
+from export.convert import (
+    OPSET,
+    Structure,
+    StructureError,
+    check_keras_model,
+    check_structure,
+    is_masked,
+    model_metadata,
+    set_metadata,
+    to_onnx,
+)
+from export.folder import export_folder, publish, stage_key
+from export.parity import ATOL, PATHS, THREADS, ParityError, ParityResult, Scoring, check_parity
+from export.quantize import MAX_ACCURACY_DROP, MIN_AGREEMENT, Int8Result, QuantizationError, int8_gate, quantize
+from export.report import write_failed_report, write_parity_report
+from export.training import ExportInputError, TrainingInfo, VocabularyMismatchError, read_training
+
+__all__ = ["ExportInputError", "ExportResult", "KerasSource", "Reviews", "VocabularyMismatchError", "export_model",
+           "int8_variant", "load_source", "read_training"]
 
 log = logging.getLogger(__name__)
-
-MANIFEST_FILE = "manifest.json"
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
-VOCAB_FILE = "vocab.txt"
-REPORT_FILE = "training_report.json"
-PARITY_REPORT_FILE = "parity_report.md"
-PARITY_PLOT_FILE = "parity_diff_hist.png"
-FORMAT = "edge-infer-model"
-FORMAT_VERSION = 1
-
-
-class ExportInputError(RuntimeError):
-    """The Keras model, its vocabulary or its training report is missing or unusable."""
-
-
-class VocabularyMismatchError(RuntimeError):
-    """The vocabulary beside the model is not the one it was trained with."""
 
 
 @dataclass(frozen=True)
@@ -49,179 +48,205 @@ class Reviews:
 
 
 @dataclass(frozen=True)
+class KerasSource:
+    """A trained model checked before conversion: its training report, vocabulary and Keras model."""
+
+    path: Path
+    training: TrainingInfo
+    vocabulary: Vocabulary
+    model: Any
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.training.tokenizer(self.vocabulary)
+
+    @property
+    def masked(self) -> bool:
+        return is_masked(self.model)
+
+
+@dataclass(frozen=True)
 class ExportResult:
     """What was written, and the figures of both gates."""
 
     out_dir: Path
-    manifest: dict
+    manifest: Manifest
     parity: ParityResult
     int8: Int8Result
 
 
-def _file_entry(name: str, path: Path) -> dict:
-    return {"path": name, "sha256": file_sha256(path), "size": path.stat().st_size}
+def load_source(keras_path: str | os.PathLike[str]) -> KerasSource:
+    """Read and check the training outputs, load the Keras model and run the structure gate on it.
+
+    Raises :class:`ExportInputError` / :class:`VocabularyMismatchError` for unusable inputs and
+    :class:`StructureError` for a model that cannot export (e.g. a GRU).
+    """
+    path = Path(keras_path)
+    training, vocabulary = read_training(path)  # before TensorFlow loads: a bad folder fails at once
+    import keras
+
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - any load failure is the same user error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportInputError(f"{path}: cannot load the Keras model ({first})") from None
+    check_keras_model(model)
+    return KerasSource(path, training, vocabulary, model)
 
 
 def _versions() -> dict[str, str]:
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, **{name: version(name) for name in ("keras", "tf2onnx", "onnx", "onnxruntime",
-                                                                          "numpy")}}
+    names = ("keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
+    return {"tensorflow": tf.__version__, **{name: version(name) for name in names}}
 
 
-def read_training(keras_path: Path) -> tuple[dict, Vocabulary]:
-    """The training report and vocabulary beside the model, checked against each other."""
-    if not keras_path.is_file():
-        raise ExportInputError(f"{keras_path}: no such Keras model file")
-    report_path, vocab_path = keras_path.parent / REPORT_FILE, keras_path.parent / VOCAB_FILE
-    for path in (report_path, vocab_path):
-        if not path.is_file():
-            raise ExportInputError(f"{path}: missing (the training stage writes it beside the model)")
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        expected = report["vocabulary"]["sha256"]
-        report["tokenizer"]["max_len"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ExportInputError(f"{report_path}: not a training report ({error})") from None
-    vocabulary = Vocabulary.load(vocab_path)
-    if vocabulary.sha256 != expected:
-        raise VocabularyMismatchError(
-            f"{vocab_path}: sha256 {vocabulary.sha256[:12]}... is not the trained vocabulary's {expected[:12]}...")
-    return report, vocabulary
-
-
-def _tokenizer(report: dict, vocabulary: Vocabulary) -> Tokenizer:
-    settings = report["tokenizer"]
-    if settings["normalization"] != NORMALIZATION:
-        raise ExportInputError(f"model was trained with normalization {settings['normalization']!r}, "
-                               f"this tokenizer is {NORMALIZATION!r}")
-    return Tokenizer(vocabulary, settings["max_len"], settings["padding"], settings["truncating"])
-
-
-def _manifest(name: str, report: dict, files: dict[str, tuple[str, Path]], dynamic: bool, parity: ParityResult,
-              int8: Int8Result) -> dict:
-    tokenizer = {k: report["tokenizer"][k] for k in ("normalization", "max_len", "padding", "truncating")}
-    parity_figures = parity.summary()
-    parity_figures["int8"] = int8.summary()
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "labels": report["labels"],
-        "threshold": report["threshold"],
-        "tokenizer": {**tokenizer, "pad_id": PAD_ID, "oov_id": OOV_ID, "vocab_size": report["vocabulary"]["size"]},
-        "input": {"name": INPUT_NAME, "dtype": "int32", "dynamic_length": dynamic},
-        "output": {"name": OUTPUT_NAME},
-        "files": {key: _file_entry(name, path) for key, (name, path) in files.items()},
-        "opset": OPSET,
-        "versions": _versions(),
-        "training": {"preset": report["preset"], "settings": report["settings"],
-                     "test_accuracy": report["test_accuracy"],
-                     "validation_accuracy": report.get("validation_accuracy"),
-                     "data_sha256": report.get("data", {}).get("sha256")},
-        "parity": parity_figures,
-    }
-
-
-def export_model(keras_path: str | os.PathLike[str], reviews: Reviews, out_dir: str | os.PathLike[str] | None = None,
-                 *, name: str | None = None, int8: bool = True, atol: float = ATOL,
-                 batch_sizes: Sequence[int] = (1, 256), threads: Sequence[int] = (1, 2),
-                 graph_hook=None) -> ExportResult:
-    """Export the model at ``keras_path`` into ``out_dir`` (default: its folder).
-
-    Nothing in ``out_dir`` changes unless the structure and parity gates pass. ``graph_hook``, if
-    given, is called on the ONNX model before it is written (tests use it to break the graph).
-    """
-    import keras
-
-    keras_path = Path(keras_path)
-    out = Path(out_dir) if out_dir else keras_path.parent
-    report, vocabulary = read_training(keras_path)
-    tokenizer = _tokenizer(report, vocabulary)
-    try:
-        model = keras.models.load_model(keras_path, safe_mode=True)
-    except Exception as error:  # noqa: BLE001 - any load failure is the same user error
-        raise ExportInputError(f"{keras_path}: cannot load the Keras model ({error})") from None
-    masked = is_masked(model)
-
-    log.info("converting %s (masked=%s) with tf2onnx, opset %d", keras_path, masked, OPSET)
-    proto = to_onnx(model, max_len=tokenizer.max_len, pad_id=PAD_ID)
-    set_metadata(proto, {"vocab_sha256": vocabulary.sha256, "edge_infer_format": f"{FORMAT}/{FORMAT_VERSION}"})
+def _convert(source: KerasSource, graph_hook: Callable[[onnx.ModelProto], None] | None
+             ) -> tuple[onnx.ModelProto, Structure]:
+    log.info("converting %s (masked=%s) with tf2onnx, opset %d", source.path, source.masked, OPSET)
+    proto = to_onnx(source.model, max_len=source.training.max_len, pad_id=PAD_ID)
+    set_metadata(proto, model_metadata(source.vocabulary.sha256))
     if graph_hook:
         graph_hook(proto)
-    structure = check_structure(proto, masked=masked)
+    structure = check_structure(proto, masked=source.masked)
     log.info("structure: %s %s, sequence_lens=%s", structure.direction, structure.recurrent_op,
              structure.sequence_lens)
-
-    out.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, Path] = {}
-    try:
-        staged[FP32_FILE] = temp_path_beside(out / FP32_FILE)
-        staged[FP32_FILE].write_bytes(proto.SerializeToString())
-        log.info("parity gate on %d reviews plus edge cases", len(reviews.texts))
-        parity = check_parity(model, staged[FP32_FILE], tokenizer, reviews.texts, threshold=report["threshold"],
-                              dynamic_length=masked, atol=atol, batch_sizes=batch_sizes, threads=threads)
-        log.info("parity: max |diff| %.3g, label agreement %.4f", parity.max_abs_diff, parity.label_agreement)
-
-        int8_result = _int8(staged, out, proto, tokenizer, reviews, report["threshold"], masked) if int8 else \
-            Int8Result(0, 0.0, 0.0, 0.0, 0.0, [], False, refused="not requested (--no-int8)")
-
-        vocab_source = keras_path.parent / VOCAB_FILE
-        if out.resolve() != keras_path.parent.resolve():
-            staged[VOCAB_FILE] = temp_path_beside(out / VOCAB_FILE)
-            shutil.copyfile(vocab_source, staged[VOCAB_FILE])
-        from export.report import write_parity_report
-
-        staged[PARITY_REPORT_FILE], staged[PARITY_PLOT_FILE] = write_parity_report(
-            out, parity, int8_result, structure, name or out.name)
-
-        files = {"fp32": (FP32_FILE, staged[FP32_FILE]), "vocab": (VOCAB_FILE, staged.get(VOCAB_FILE, vocab_source))}
-        if INT8_FILE in staged:
-            files["int8"] = (INT8_FILE, staged[INT8_FILE])
-        manifest = _manifest(name or out.name, report, files, masked, parity, int8_result)
-        manifest["structure"] = {"recurrent_op": structure.recurrent_op, "direction": structure.direction,
-                                 "sequence_lens": structure.sequence_lens}
-        staged[MANIFEST_FILE] = temp_path_beside(out / MANIFEST_FILE)
-        staged[MANIFEST_FILE].write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-        # Commit: every gate has passed. The manifest goes last, so a reader never sees it ahead of its files.
-        if INT8_FILE not in staged:
-            (out / INT8_FILE).unlink(missing_ok=True)  # a stale int8 file must not outlive its manifest
-        for final in sorted(staged, key=lambda f: f == MANIFEST_FILE):
-            staged[final].replace(out / final)
-        staged.clear()
-    finally:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-    return ExportResult(out, manifest, parity, int8_result)
+    return proto, structure
 
 
-def _int8(staged: dict[str, Path], out: Path, proto, tokenizer: Tokenizer, reviews: Reviews, threshold: float,
-          masked: bool) -> Int8Result:
-    """Quantize (embedding too when that passes the gate, else without it); stage the file if it passes."""
-    cases = review_cases(tokenizer, reviews.texts)  # empty reviews are left out
-    labels = reviews.labels[[case.review for case in cases]]
-    fp32 = onnx_scores(session(staged[FP32_FILE], 2), tokenizer, cases, batch_size=256, dynamic_length=masked)
-    result: Int8Result | None = None
-    for embedding in (True, False):
-        tmp = temp_path_beside(out / INT8_FILE)
+def export_model(keras: str | os.PathLike[str] | KerasSource, reviews: Reviews,
+                 out_dir: str | os.PathLike[str] | None = None, *, name: str | None = None, int8: bool = True,
+                 atol: float = ATOL, threads: Sequence[int] = THREADS, paths: Sequence[str] = PATHS,
+                 max_accuracy_drop: float = MAX_ACCURACY_DROP, min_agreement: float = MIN_AGREEMENT,
+                 graph_hook: Callable[[onnx.ModelProto], None] | None = None) -> ExportResult:
+    """Export ``keras`` (a ``model.keras`` path or a :func:`load_source` result) into ``out_dir``.
+
+    ``out_dir`` defaults to the model's folder. No file the current manifest lists changes unless both
+    gates pass; then the folder switches to the new files at once. ``graph_hook``, if given, is called on
+    the ONNX model before the gates (tests use it to break the graph).
+    """
+    source = keras if isinstance(keras, KerasSource) else load_source(keras)
+    if not reviews.texts or len(reviews.texts) != len(reviews.labels):
+        raise ExportInputError("the gates need labelled test reviews (one label per text)")
+    out = Path(out_dir) if out_dir else source.path.parent
+    proto, structure = _convert(source, graph_hook)
+    gates = _Gates(atol, tuple(threads), tuple(paths), int8, max_accuracy_drop, min_agreement)
+    with export_folder(out):
+        temps: dict[str, Path] = {}
         try:
-            ops = quantize(staged[FP32_FILE], tmp, embedding=embedding)
-            import onnx
-
-            check_quantized_structure(onnx.load(str(tmp)))
-            atomic_write_bytes(tmp, copy_metadata(proto, tmp))
-            scores = onnx_scores(session(tmp, 2), tokenizer, cases, batch_size=256, dynamic_length=masked)
-            result = int8_gate(fp32, scores, labels, threshold=threshold, quantized_ops=ops,
-                               embedding_quantized=embedding)
-            log.info("int8 (embedding %s): accuracy %.4f vs fp32 %.4f, agreement %.4f%s", embedding,
-                     result.int8_accuracy, result.fp32_accuracy, result.label_agreement,
-                     f", refused: {result.refused}" if result.refused else "")
-            if result.refused is None:
-                staged[INT8_FILE] = tmp
-                return result
+            return _export(source, reviews, out, name or out.resolve().name, proto, structure, gates, temps)
         finally:
-            if staged.get(INT8_FILE) != tmp:
+            for tmp in temps.values():
+                tmp.unlink(missing_ok=True)  # published files were renamed away already
+
+
+@dataclass(frozen=True)
+class _Gates:
+    atol: float
+    threads: tuple[int, ...]
+    paths: tuple[str, ...]
+    int8: bool
+    max_accuracy_drop: float
+    min_agreement: float
+
+
+def _export(source: KerasSource, reviews: Reviews, out: Path, name: str, proto: onnx.ModelProto, structure: Structure,
+            gates: _Gates, temps: dict[str, Path]) -> ExportResult:
+    """Stage every file in ``out`` (registered in ``temps``), run the gates, publish."""
+    scoring = Scoring(source.tokenizer, source.masked, source.training.threshold)
+    temps[FP32] = stage_key(out, FP32)
+    temps[FP32].write_bytes(proto.SerializeToString())
+    parity = _parity(source, reviews, out, name, structure, scoring, temps[FP32], gates)
+    if gates.int8:
+        int8, int8_file = int8_variant(temps[FP32], out, proto.metadata_props, parity, reviews.labels, scoring,
+                                       max_accuracy_drop=gates.max_accuracy_drop, min_agreement=gates.min_agreement)
+        if int8_file is not None:
+            temps[INT8] = int8_file
+    else:
+        int8 = Int8Result.not_made("not requested (--no-int8)", max_accuracy_drop=gates.max_accuracy_drop,
+                                   min_agreement=gates.min_agreement)
+    temps[VOCAB] = stage_key(out, VOCAB)
+    temps[VOCAB].write_text(source.vocabulary.to_text(), encoding="utf-8", newline="\n")
+    reports = write_parity_report(out, parity, int8, structure, name)
+    temps.update({f"report:{k}": v for k, v in reports.items()})
+    manifest = _manifest(source, name, parity, int8, structure)
+    published = publish(out, manifest, {k: temps[k] for k in (FP32, INT8, VOCAB) if k in temps}, reports)
+    return ExportResult(out, published, parity, int8)
+
+
+def _parity(source: KerasSource, reviews: Reviews, out: Path, name: str, structure: Structure, scoring: Scoring,
+            fp32: Path, gates: _Gates) -> ParityResult:
+    """The parity gate; a refusal leaves ``parity_report.failed.md`` in ``out`` and raises."""
+    log.info("parity gate on %d reviews plus edge cases", len(reviews.texts))
+    try:
+        parity = check_parity(source.model, fp32, scoring, reviews.texts, atol=gates.atol, threads=gates.threads,
+                              paths=gates.paths)
+    except SessionError as error:
+        raise StructureError(f"the runtime refuses the graph: {error}") from None
+    except ParityError as error:
+        try:
+            write_failed_report(out, error.result, structure, name)
+        except Exception as report_error:  # noqa: BLE001 - the refusal matters more than its report
+            log.warning("could not write the failed parity report: %s", report_error)
+        raise
+    if parity.reviews == 0:
+        raise ExportInputError("no test review has a token in this vocabulary: nothing to check parity on")
+    log.info("parity: max |diff| %.3g, label agreement %.4f", parity.max_abs_diff, parity.label_agreement)
+    return parity
+
+
+def _manifest(source: KerasSource, name: str, parity: ParityResult, int8: Int8Result, structure: Structure
+              ) -> Manifest:
+    """The new manifest, without its files (:func:`export.folder.publish` names them)."""
+    training, tokenizer = source.training, source.tokenizer
+    spec = TokenizerSpec(training.normalization, tokenizer.max_len, tokenizer.padding, tokenizer.truncating,
+                         len(source.vocabulary))
+    return Manifest(
+        name=name, labels=training.labels, threshold=training.threshold, tokenizer=spec,
+        dynamic_length=source.masked, files={}, opset=OPSET, versions=_versions(),
+        training=training.manifest_training(), parity={**parity.summary(), "int8": int8.summary()},
+        structure={"recurrent_op": structure.recurrent_op, "direction": structure.direction,
+                   "sequence_lens": structure.sequence_lens},
+    )
+
+
+def int8_variant(fp32: Path, out: Path, metadata: Sequence[onnx.StringStringEntryProto], parity: ParityResult,
+                 labels: np.ndarray, scoring: Scoring, *, max_accuracy_drop: float = MAX_ACCURACY_DROP,
+                 min_agreement: float = MIN_AGREEMENT) -> tuple[Int8Result, Path | None]:
+    """Quantize with the embedding, else without it; return the verdict and the staged file if one passed.
+
+    The fp32 side of the gate is the parity gate's own ONNX scores (``parity.review_scores()``);
+    ``labels`` are those of the texts given to the parity gate. A quantizer failure or an unexpected
+    int8 graph refuses int8 (the reason goes in the manifest); it never aborts the export.
+    """
+    fp32_scores, threads = parity.review_scores()
+    truth = np.asarray(labels)[parity.review_positions]
+    ids = [case.ids for case in parity.cases[: parity.reviews]]
+    limits = {"max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement}
+    notes: list[str] = []
+    last: Int8Result | None = None
+    for embedding in (True, False):
+        what = "with the int8 embedding" if embedding else "with an fp32 embedding"
+        tmp, keep = stage_key(out, INT8), False
+        try:
+            ops = quantize(fp32, tmp, embedding=embedding, metadata=metadata)
+            scores = scoring.scorer(tmp, threads).scores(ids)
+            last = int8_gate(fp32_scores, scores, truth, threshold=scoring.threshold, quantized_ops=ops,
+                             embedding_quantized=embedding, **limits)
+            keep = last.refused is None
+        except (QuantizationError, SessionError) as error:
+            notes.append(f"{what}: {error}")
+            log.info("int8 %s refused: %s", what, error)
+            continue
+        finally:
+            if not keep:
                 tmp.unlink(missing_ok=True)
-    assert result is not None
-    return result
+        log.info("int8 %s: accuracy %.4f vs fp32 %.4f, agreement %.4f%s", what, last.int8_accuracy,
+                 last.fp32_accuracy, last.label_agreement, f", refused: {last.refused}" if last.refused else "")
+        if keep:
+            return last, tmp
+        notes.append(f"{what}: {last.refused}")
+    reason = "; ".join(notes)
+    if last is None:
+        return Int8Result.not_made(reason, **limits), None
+    return replace(last, refused=reason), None

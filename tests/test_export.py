@@ -17,9 +17,13 @@ pytest.importorskip("tf2onnx")
 
 import onnx  # noqa: E402
 
+from edge_infer.classifier import verify  # noqa: E402
+from edge_infer.inference import new_session  # noqa: E402
+from edge_infer.model_folder import FP32, INT8, VOCAB, Manifest, versioned_name  # noqa: E402
+from edge_infer.storage import temp_path_beside  # noqa: E402
 from edge_infer.tokenizer import Tokenizer, Vocabulary  # noqa: E402
 from export.convert import StructureError, check_structure, to_onnx  # noqa: E402
-from export.parity import ParityError, check_parity, session  # noqa: E402
+from export.parity import ParityError, Scoring, check_parity  # noqa: E402
 from export.pipeline import Reviews, VocabularyMismatchError, export_model  # noqa: E402
 from train.data import default_data_path  # noqa: E402
 
@@ -54,30 +58,34 @@ def _validate(manifest: dict) -> None:
     jsonschema.validate(manifest, SCHEMA)
 
 
-def test_fixed_length_export_passes_both_gates(fixed_export):
+def test_fixed_length_export_passes_both_gates(fixed_export, gate_reviews):
     result, out = fixed_export, fixed_export.out_dir
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest == result.manifest
-    assert manifest["input"]["dynamic_length"] is False
-    assert manifest["structure"] == {"recurrent_op": "LSTM", "direction": "bidirectional", "sequence_lens": False}
+    manifest = Manifest.load(out)
+    assert manifest == result.manifest == verify(out)
+    assert manifest.dynamic_length is False
+    assert manifest.structure == {"recurrent_op": "LSTM", "direction": "bidirectional", "sequence_lens": False}
     assert result.parity.max_abs_diff <= 1e-5 and result.parity.label_agreement == 1.0
-    assert result.parity.reviews == 300 and len(result.parity.edge_cases) == 7
+    assert result.parity.reviews == len(gate_reviews.texts) and len(result.parity.edge_cases) == 7
     assert result.int8.refused is None, result.int8.refused
-    assert result.int8.accuracy_drop <= 0.005 and result.int8.label_agreement >= 0.99
-    assert {"model.onnx", "model.int8.onnx", "vocab.txt", "parity_report.md", "parity_diff_hist.png"} <= set(
-        p.name for p in out.iterdir())
-    assert not list(out.glob(".*"))  # no temp files left behind
+    assert result.int8.accuracy_drop <= result.int8.max_accuracy_drop
+    assert result.int8.label_agreement >= result.int8.min_agreement
+    assert {key: entry.path for key, entry in manifest.files.items()} == {
+        key: versioned_name(key, entry.sha256) for key, entry in manifest.files.items()}
+    assert set(manifest.files) == {FP32, INT8, VOCAB}
+    assert {p.name for p in out.iterdir()} == {entry.path for entry in manifest.files.values()} | {
+        "manifest.json", "parity_report.md", "parity_diff_hist.png"}  # no temp files left behind
 
 
 def test_masked_export_is_length_aware_and_passes_both_gates(masked_export):
     manifest = masked_export.manifest
-    assert manifest["input"]["dynamic_length"] is True
-    assert manifest["structure"]["sequence_lens"] is True
+    assert manifest.dynamic_length is True
+    assert manifest.structure["sequence_lens"] is True
     assert masked_export.parity.max_abs_diff <= 1e-5 and masked_export.parity.label_agreement == 1.0
-    assert {(r.batch_size, r.threads) for r in masked_export.parity.runs} == {(1, 1), (1, 2), (256, 1), (256, 2)}
+    assert {(r.path, r.threads) for r in masked_export.parity.runs} == {
+        ("single", 1), ("single", 2), ("batched", 1), ("batched", 2)}
     assert masked_export.int8.refused is None, masked_export.int8.refused
 
-    graph = onnx.load(str(masked_export.out_dir / "model.onnx")).graph
+    graph = onnx.load(str(manifest.path_of(FP32))).graph
     ops = [n.op_type for n in graph.node]
     assert ops.count("LSTM") == 1 and not {"Loop", "Scan"} & set(ops)
     (lstm,) = [n for n in graph.node if n.op_type == "LSTM"]
@@ -87,12 +95,12 @@ def test_masked_export_is_length_aware_and_passes_both_gates(masked_export):
     assert sorted(ops) == sorted(["Transpose", "Gather", "Sign", "ReduceSum", "LSTM", "Transpose", "Reshape",
                                   "MatMul", "Add", "Sigmoid"])
     assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim][1] != 64  # dynamic axis
-    int8_ops = [n.op_type for n in onnx.load(str(masked_export.out_dir / "model.int8.onnx")).graph.node]
+    int8_ops = [n.op_type for n in onnx.load(str(manifest.path_of(INT8))).graph.node]
     assert int8_ops.count("DynamicQuantizeLSTM") == 1 and "LSTM" not in int8_ops
 
 
 def test_masked_onnx_score_does_not_depend_on_trailing_padding(masked_export):
-    sess = session(masked_export.out_dir / "model.onnx", 1)
+    sess = new_session(masked_export.manifest.path_of(FP32), 1)
     ids = np.arange(2, 22, dtype=np.int32)[None, :]
     bare = sess.run(None, {"token_ids": ids})[0]
     for extra in (1, 28, 200):
@@ -101,7 +109,8 @@ def test_masked_onnx_score_does_not_depend_on_trailing_padding(masked_export):
 
 
 def test_manifest_matches_schema_and_files(masked_export):
-    manifest = masked_export.manifest
+    manifest = json.loads((masked_export.out_dir / "manifest.json").read_text())
+    assert manifest == masked_export.manifest.to_dict()
     _validate(manifest)
     out = masked_export.out_dir
     import hashlib
@@ -109,9 +118,10 @@ def test_manifest_matches_schema_and_files(masked_export):
     for entry in manifest["files"].values():
         data = (out / entry["path"]).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["size"], entry["sha256"])
-    for name in ("model.onnx", "model.int8.onnx"):
-        props = {p.key: p.value for p in onnx.load(str(out / name)).metadata_props}
+    for key in (FP32, INT8):
+        props = {p.key: p.value for p in onnx.load(str(out / manifest["files"][key]["path"])).metadata_props}
         assert props["vocab_sha256"] == manifest["files"]["vocab"]["sha256"]
+    assert manifest["parity"]["int8"]["max_accuracy_drop"] == masked_export.int8.max_accuracy_drop
     broken = {**manifest, "files": {**manifest["files"], "fp32": {"path": "model.onnx", "sha256": "x", "size": 1}}}
     import jsonschema
 
@@ -146,13 +156,24 @@ def _scale_recurrent_weights(proto: onnx.ModelProto) -> None:
             init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.02, init.name))
 
 
-def test_broken_graph_is_refused_and_previous_artifacts_stay(masked_model, masked_export, reviews):
-    out = masked_export.out_dir
+def test_broken_graph_is_refused_with_a_failed_report_and_previous_artifacts_stay(masked_model, masked_export,
+                                                                                  reviews, tmp_path):
+    out = tmp_path / "model"
+    shutil.copytree(masked_export.out_dir, out)
     before = _snapshot(out)
+    stale = temp_path_beside(out / "model.onnx")  # a killed export's temp file
     with pytest.raises(ParityError, match="worst: ") as caught:
-        export_model(masked_model, reviews, out, name="tiny-masked", graph_hook=_scale_recurrent_weights)
+        export_model(masked_model, Reviews(reviews.texts[:100], reviews.labels[:100]), out, name="tiny-masked",
+                     graph_hook=_scale_recurrent_weights, threads=(1,))
     assert caught.value.result.max_abs_diff > 1e-5
-    assert _snapshot(out) == before
+    failed = (out / "parity_report.failed.md").read_text()
+    assert "**Verdict: FAIL.**" in failed and caught.value.result.worst_case in failed
+    assert (out / "parity_diff_hist.failed.png").read_bytes().startswith(b"\x89PNG")
+    assert not stale.exists()
+    after = _snapshot(out)
+    assert after.pop("parity_report.failed.md") and after.pop("parity_diff_hist.failed.png")
+    assert after == before  # the manifest and every file it lists (and the last report) unchanged
+    verify(out)
 
 
 def test_swapped_vocabulary_is_refused_by_the_cli(masked_model, masked_export, tmp_path):
@@ -165,7 +186,7 @@ def test_swapped_vocabulary_is_refused_by_the_cli(masked_model, masked_export, t
         export_model(folder / "model.keras", Reviews([], np.array([])), out)
     done = subprocess.run([sys.executable, "-m", "export", "--keras", str(folder / "model.keras"), "--out", str(out),
                            "--data", str(DATA), "--reviews", "50"], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert done.returncode == 3, done.stderr
     assert "vocab.txt" in done.stderr and "Traceback" not in done.stderr
     assert _snapshot(out) == before
@@ -173,7 +194,7 @@ def test_swapped_vocabulary_is_refused_by_the_cli(masked_model, masked_export, t
 
 def test_cli_missing_model_is_a_one_line_usage_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "export", "--keras", str(tmp_path / "nope.keras")],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "nope.keras" in done.stderr
 
@@ -189,19 +210,22 @@ def test_committed_onnx_reproduces_committed_keras(name, reviews):
     tokenizer = Tokenizer(Vocabulary.load(folder / "vocab.txt"), settings["max_len"], settings["padding"],
                           settings["truncating"])
     model = keras.models.load_model(folder / "model.keras", safe_mode=True)
-    result = check_parity(model, folder / manifest["files"]["fp32"]["path"], tokenizer, reviews.texts,
-                          threshold=manifest["threshold"], dynamic_length=manifest["input"]["dynamic_length"],
-                          batch_sizes=(64,), threads=(2,))
+    scoring = Scoring(tokenizer, manifest["input"]["dynamic_length"], manifest["threshold"])
+    result = check_parity(model, folder / manifest["files"]["fp32"]["path"], scoring, reviews.texts,
+                          paths=("batched",), threads=(2,))
     assert result.max_abs_diff <= 1e-5 and result.label_agreement == 1.0
 
 
-def test_int8_that_fails_its_gate_is_not_written(fixed_model, reviews, tmp_path, monkeypatch):
-    (tmp_path / "model.int8.onnx").write_bytes(b"stale file from an earlier export")
-    monkeypatch.setattr("export.quantize.MAX_ACCURACY_DROP", -1.0)  # no int8 model can pass this
-    result = export_model(fixed_model, reviews, tmp_path, name="tiny-fixed", threads=(1,))
+def test_int8_that_fails_its_gate_is_not_written(fixed_model, fixed_export, reviews, tmp_path):
+    out = tmp_path / "model"
+    shutil.copytree(fixed_export.out_dir, out)
+    earlier_int8 = fixed_export.manifest.path_of(INT8).name
+    result = export_model(fixed_model, Reviews(reviews.texts[:100], reviews.labels[:100]), out, name="tiny-fixed",
+                          threads=(1,), max_accuracy_drop=-1.0)  # no int8 model can pass this
     assert result.int8.refused and "accuracy drops" in result.int8.refused
-    assert not (tmp_path / "model.int8.onnx").exists()
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert not (out / earlier_int8).exists()  # the earlier export's int8 file went with its manifest
+    manifest = json.loads((out / "manifest.json").read_text())
     _validate(manifest)
     assert "int8" not in manifest["files"] and manifest["parity"]["int8"]["refused"] == result.int8.refused
-    assert "int8 refused" in (tmp_path / "parity_report.md").read_text()
+    assert "int8 refused" in (out / "parity_report.md").read_text()
+    assert not verify(out).has_int8
