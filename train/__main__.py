@@ -1,6 +1,11 @@
 """``python -m train``: train a sentiment model from the aclImdb reviews.
 
-Exit codes: 0 done, 2 usage error or unreadable dataset, 1 unexpected failure.
+Settings, the ``--out`` folder, the dataset and any checkpoint in ``--out`` are checked before TensorFlow
+is imported. A run killed mid-way resumes from its last finished epoch when the same command is run again;
+a checkpoint of other settings or data is refused (``--restart`` discards it).
+
+Exit codes (``edge_infer.exit_codes``): 0 done; 2 bad option value, unusable dataset or ``--out`` folder,
+or a checkpoint of other settings; 4 unexpected error (one line, no traceback); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -9,28 +14,50 @@ import argparse
 import logging
 import os
 import sys
+from typing import NoReturn
 
+from edge_infer import exit_codes
+from train import run
+from train.checkpoint import CheckpointError
 from train.data import DataError, default_data_path
-from train.presets import PRESETS
+from train.outdir import OutputError
+from train.presets import PRESETS, SettingsError
+
+DESCRIPTION = """\
+Train the IMDB sentiment BiLSTM. Writes model.keras, vocab.txt, training_report.json and
+training_curves.png to --out.
+
+Killed mid-run? Run the same command again: it resumes from the last finished epoch, and ends as
+the uninterrupted run would. A checkpoint left by a run with other settings or data is refused;
+add --restart to discard it. An --out holding an exported model (manifest.json) or files that
+training does not write is refused; add --force to train into it anyway (removes the exported
+model's files, manifest.json first)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see python -m train --help)", file=sys.stderr)
+        raise SystemExit(exit_codes.USAGE)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m train",
-        description="Train the IMDB sentiment BiLSTM. Writes model.keras, vocab.txt, training_report.json and "
-        "training_curves.png to --out. Killed mid-run? Run the same command again: it resumes from the last "
-        "finished epoch.",
-        epilog="Exit codes: 0 success, 2 bad arguments or dataset, 1 unexpected error.",
-    )
+    p = _Parser(prog="python -m train", description=DESCRIPTION, epilog=exit_codes.describe(),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(default_data_path()),
                    help="aclImdb folder or its .tar.gz (default: %(default)s, or $EDGE_INFER_DATA)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="base recipe (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the checkpoint of an interrupted run in --out and start over")
+    p.add_argument("--force", action="store_true",
+                   help="train into an --out holding an exported model (its files are removed) or foreign files")
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-samples", type=int, help="stratified subset of N train and N test reviews (smoke runs)")
     p.add_argument("--vocab-size", type=int)
     p.add_argument("--max-len", type=int)
-    p.add_argument("--cell", choices=["lstm", "gru"])
+    p.add_argument("--cell", choices=["lstm", "gru"], help="gru models train but cannot be exported")
     p.add_argument("--units", type=int)
     p.add_argument("--embedding-dim", type=int)
     p.add_argument("--embedding-dropout", type=float, help="SpatialDropout1D rate on the embeddings (0: none)")
@@ -44,25 +71,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fail(code: int, message: str) -> int:
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("data", "preset", "out")}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("data", "preset", "out", "restart", "force")}
     settings = PRESETS[args.preset].with_overrides(**overrides)
-    if settings.max_samples is not None and settings.max_samples < 20:
-        print("error: --max-samples must be at least 20", file=sys.stderr)
-        return 2
+    try:
+        settings.check()
+    except SettingsError as exc:
+        return _fail(exit_codes.USAGE, str(exc))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from train.run import train
-
     try:
-        report = train(args.data, args.out, settings, args.preset)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"test accuracy {report['test_accuracy']:.4f} ({report['data']['test_reviews']} reviews), "
-          f"{report['wall_time_s']:.0f} s; artifacts in {args.out}")
-    return 0
+        report = run.train(args.data, args.out, settings, args.preset, restart=args.restart, force=args.force)
+    except (SettingsError, OutputError, DataError, CheckpointError) as exc:
+        return _fail(exit_codes.USAGE, str(exc))
+    except KeyboardInterrupt:
+        return _fail(exit_codes.INTERRUPTED, "interrupted; run the same command again to resume from the last "
+                                             "finished epoch")
+    except Exception as exc:  # a bug: one line, never a traceback
+        return _fail(exit_codes.INTERNAL, f"unexpected {type(exc).__name__}: {exc}")
+    print(f"test accuracy {report.test_accuracy:.4f} ({report.data.test_reviews} reviews), "
+          f"{report.wall_time_s:.0f} s; artifacts in {args.out}")
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
+
+MAX_SEED = 2**32 - 1
+"""numpy's legacy seeding (``keras.utils.set_random_seed``) takes 0 .. 2**32 - 1."""
+
+
+class SettingsError(ValueError):
+    """A setting no model can be trained with; the one-line message names the option."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,66 @@ class Settings:
 
     def with_overrides(self, **overrides: object) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def check(self) -> None:
+        """Raise :class:`SettingsError` for the first impossible setting (cheap: no TensorFlow needed)."""
+        problem = next((p for p in _problems(self) if p), None)
+        if problem:
+            raise SettingsError(problem)
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _at_least(settings: Settings, name: str, low: int, why: str = "") -> str | None:
+    value = getattr(settings, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        return f"{_option(name)} must be an integer of at least {low}{why}, not {value!r}"
+    return None
+
+
+def _number(settings: Settings, name: str, low: float, high: float = math.inf, *, low_open: bool = False,
+            high_open: bool = True) -> str | None:
+    """None if ``low <= value < high`` (bounds open or closed as given) and finite, else the problem."""
+    value = getattr(settings, name)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if ok:
+        return None
+    if math.isinf(high):
+        interval = f"{'greater than' if low_open else 'at least'} {low:g}"
+    else:
+        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    return f"{_option(name)} must be a finite number {interval}, not {value!r}"
+
+
+def _choice(settings: Settings, name: str, choices: tuple) -> str | None:
+    value = getattr(settings, name)
+    return None if value in choices and type(value) is type(choices[0]) else \
+        f"{_option(name)} must be one of {', '.join(map(str, choices))}, not {value!r}"
+
+
+def _problems(s: Settings) -> list[str | None]:
+    problems = [_at_least(s, name, 1) for name in ("epochs", "batch_size", "max_len", "units", "embedding_dim")]
+    problems += [
+        _at_least(s, "vocab_size", 3, " (padding, out-of-vocabulary and at least one word)"),
+        _at_least(s, "patience", 0),
+        _at_least(s, "seed", 0),
+        None if not isinstance(s.seed, int) or s.seed <= MAX_SEED else f"--seed must be at most {MAX_SEED}",
+        None if s.max_samples is None else _at_least(s, "max_samples", 20),
+        _number(s, "dropout", 0.0, 1.0),
+        _number(s, "embedding_dropout", 0.0, 1.0),
+        _number(s, "learning_rate", 0.0, low_open=True),
+        None if s.weight_decay is None else _number(s, "weight_decay", 0.0),
+        None if s.max_norm is None else _number(s, "max_norm", 0.0, low_open=True),
+        _number(s, "validation_fraction", 0.0, 1.0, low_open=True),
+        _choice(s, "padding", ("pre", "post")),
+        _choice(s, "truncating", ("pre", "post")),
+        _choice(s, "cell", ("lstm", "gru")),
+        _choice(s, "mask_zero", (False, True)),
+    ]
+    return problems
 
 
 PRESETS: dict[str, Settings] = {

@@ -1,9 +1,11 @@
-"""One training run: data -> vocabulary -> fit (resumable) -> test evaluation -> artifacts."""
+"""One training run: checks -> data -> vocabulary -> fit (resumable) -> test evaluation -> artifacts.
+
+The checks (settings, ``--out`` folder, dataset, checkpoint fingerprint) run before TensorFlow is imported.
+"""
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import platform
 import shutil
@@ -13,18 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_infer.storage import atomic_write_text, temp_path_beside
+from edge_infer.storage import temp_path_beside
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID, Tokenizer, build_vocabulary
-from train.data import LABELS, load_imdb, stratified_indices, subset, train_validation_split
+from train.checkpoint import BACKUP_DIR, ELAPSED_FILE, HISTORY_FILE, ResumeState, fingerprint, resume_state, start_fresh
+from train.data import LABELS, Imdb, Split, load_imdb, stratified_indices, subset, train_validation_split
+from train.outdir import CHECKPOINT_DIR, MODEL_FILE, PLOT_FILE, VOCAB_FILE, check_output, clear_output
 from train.presets import Settings
+from train.report import REPORT_FILE, DataInfo, TokenizerSpec, TrainingReport, VocabularyInfo
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.keras"
-VOCAB_FILE = "vocab.txt"
-REPORT_FILE = "training_report.json"
-PLOT_FILE = "training_curves.png"
-CHECKPOINT_DIR = ".checkpoints"
+GRU_WARNING = ("warning: --cell gru trains a model that cannot be exported: `python -m export` only handles a "
+               "bidirectional LSTM and refuses it (training it anyway)")
 
 
 def _versions() -> dict[str, str]:
@@ -65,109 +67,142 @@ def _save_plot(history: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
-def _training_clock(path: Path, started: float):
-    """A Keras callback that saves, each epoch, the seconds this run has trained so far.
-
-    Its ``earlier_s`` is the time spent by earlier, interrupted processes of the same run, so the
-    report's wall time covers the whole run after a resume.
-    """
-    import keras
-
-    class TrainingClock(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.earlier_s = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            atomic_write_text(path, json.dumps({"seconds": self.earlier_s + time.time() - started}))
-
-    return TrainingClock()
-
-
-def train(data_path: str | Path, out_dir: str | Path, settings: Settings, preset: str) -> dict:
-    """Run the whole stage and return the training report (also written to ``out_dir``)."""
-    import keras
-
-    from train.model import build_model
-
-    started = time.time()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(settings.seed)
-
-    imdb = load_imdb(data_path)
+def _splits(imdb: Imdb, settings: Settings) -> tuple[Split, Split, Split]:
+    """(fit, validation, test): the seeded stratified subsets of ``--max-samples``, then the hold-out."""
     train_split, test_split = imdb.train, imdb.test
     if settings.max_samples:
         train_split = subset(train_split, stratified_indices(train_split.labels, settings.max_samples, settings.seed))
         test_split = subset(test_split, stratified_indices(test_split.labels, settings.max_samples, settings.seed))
     fit_split, val_split = train_validation_split(train_split, settings.validation_fraction, settings.seed)
-    log.info("reviews: %d fit, %d validation, %d test", len(fit_split), len(val_split), len(test_split))
+    return fit_split, val_split, test_split
 
+
+def _save_model(model, settings: Settings, path: Path) -> None:
+    """Save without optimizer state: an uncompiled twin carrying the trained weights."""
+    from train.model import build_model
+
+    inference = build_model(settings, compile=False)
+    inference.set_weights(model.get_weights())
+    tmp = temp_path_beside(path)
+    try:
+        inference.save(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _open_run(data_path: str | Path, out: Path, settings: Settings, preset: str, restart: bool,
+              force: bool) -> tuple[Imdb, ResumeState | None]:
+    """Every check that can refuse the run (no TensorFlow), then ``out`` made ready: export files removed
+    (``force``), and the checkpoint either kept to resume or replaced by a fresh one."""
+    settings.check()
+    plan = check_output(out, force=force)
+    if settings.cell == "gru":
+        log.warning(GRU_WARNING)
+    imdb = load_imdb(data_path)
+    checkpoints = out / CHECKPOINT_DIR
+    wanted = fingerprint(settings, preset, imdb.sha256)
+    resume = resume_state(checkpoints, wanted, restart=restart)
+    for line in clear_output(plan):
+        log.info(line)
+    if resume is not None:
+        log.info("resuming the interrupted run from %s after epoch %d", checkpoints, resume.epoch)
+        return imdb, resume
+    if restart and checkpoints.exists():
+        log.info("--restart: discarding the checkpoint in %s", checkpoints)
+    start_fresh(checkpoints, wanted)
+    return imdb, None
+
+
+def _fit(settings: Settings, fit: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
+         checkpoints: Path, resume: ResumeState | None, started: float):
+    """Build (or restore) and fit the model; it ends with the best epoch's weights.
+
+    Returns (model, EarlyStop, TrainingClock).
+    """
+    import keras
+
+    from train.callbacks import Checkpoint, EarlyStop, EpochBatches, ShuffleEachEpoch, TrainingClock, restore
+    from train.model import build_model
+
+    keras.utils.set_random_seed(settings.seed)
+    model = build_model(settings)
+    if resume is not None:
+        restore(model, resume)
+    early_stop = EarlyStop(settings.patience, resume)
+    batches = EpochBatches(*fit, settings.batch_size, settings.seed)
+    clock = TrainingClock(checkpoints / ELAPSED_FILE, started)
+    # Order matters: the epoch's history row is flushed, and EarlyStop decides, before Checkpoint commits
+    # the epoch; a run killed before the commit redoes the epoch (and rewrites its history row).
+    callbacks = [
+        keras.callbacks.CSVLogger(str(checkpoints / HISTORY_FILE), append=True),
+        clock,
+        ShuffleEachEpoch(batches),
+        early_stop,
+        Checkpoint(checkpoints / BACKUP_DIR, early_stop),
+    ]
+    initial_epoch = 0 if resume is None else settings.epochs if early_stop.stopped else resume.epoch
+    model.fit(
+        batches, validation_data=validation, epochs=settings.epochs, initial_epoch=initial_epoch,
+        shuffle=False,  # EpochBatches shuffles, by (seed, epoch): Keras' own shuffle would not survive a resume
+        callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2,
+    )
+    return model, early_stop, clock
+
+
+def train(data_path: str | Path, out_dir: str | Path, settings: Settings, preset: str, *, restart: bool = False,
+          force: bool = False) -> TrainingReport:
+    """Run the whole stage and return the training report (also written to ``out_dir``).
+
+    Everything that can refuse the run (settings, ``out_dir``, dataset, a checkpoint of other settings) is
+    checked before TensorFlow is imported. ``restart`` discards a checkpoint instead of resuming it;
+    ``force`` trains into a folder holding an exported model or foreign files (see ``train.outdir``).
+    """
+    started = time.time()
+    out = Path(out_dir)
+    imdb, resume = _open_run(data_path, out, settings, preset, restart, force)
+    checkpoints = out / CHECKPOINT_DIR
+
+    fit_split, val_split, test_split = _splits(imdb, settings)
+    log.info("reviews: %d fit, %d validation, %d test", len(fit_split), len(val_split), len(test_split))
     vocabulary = build_vocabulary(fit_split.texts, settings.vocab_size)
     tokenizer = Tokenizer(vocabulary, settings.max_len, settings.padding, settings.truncating)
-    x_fit, x_val = tokenizer.encode(fit_split.texts), tokenizer.encode(val_split.texts)
+    x_val = tokenizer.encode(val_split.texts)
+    model, early_stop, clock = _fit(settings, (tokenizer.encode(fit_split.texts), fit_split.labels),
+                                    (x_val, val_split.labels), checkpoints, resume, started)
 
-    model = build_model(settings)
-    checkpoints = out / CHECKPOINT_DIR
-    history_csv = checkpoints / "history.csv"
-    resumed = (checkpoints / "backup" / "training_metadata.json").exists()
-    if resumed:
-        log.info("resuming the interrupted run from %s", checkpoints)
-    checkpoints.mkdir(exist_ok=True)
-    # Order matters: the epoch's history row is flushed before the backup marks the epoch finished,
-    # so a run killed between the two never loses an epoch from the report.
-    clock = _training_clock(checkpoints / "elapsed.json", started)
-    callbacks = [
-        keras.callbacks.CSVLogger(str(history_csv), append=True),
-        clock,
-        keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
-    ]
-    model.fit(
-        x_fit, fit_split.labels, validation_data=(x_val, val_split.labels),
-        batch_size=settings.batch_size, epochs=settings.epochs, callbacks=callbacks,
-        verbose=1 if sys.stderr.isatty() else 2,
-    )
-    history = _read_history(history_csv)
-
-    # The test split is read once, here, for the reported figure.
+    # The test split is read once, here, for the reported figure. Both figures are the kept weights'.
     test_loss, test_accuracy = model.evaluate(tokenizer.encode(test_split.texts), test_split.labels,
                                               batch_size=256, verbose=0)
     val_loss, val_accuracy = model.evaluate(x_val, val_split.labels, batch_size=256, verbose=0)
 
-    # Save without optimizer state: an uncompiled twin carrying the trained weights.
-    inference = build_model(settings, compile=False)
-    inference.set_weights(model.get_weights())
-    tmp = temp_path_beside(out / MODEL_FILE)
-    inference.save(tmp)
-    tmp.replace(out / MODEL_FILE)
-    vocab_sha = vocabulary.save(out / VOCAB_FILE)
-
-    best = min(history, key=lambda h: h["val_loss"]) if history else None
-    report = {
-        "format": "edge-infer-training-report",
-        "format_version": 1,
-        "preset": preset,
-        "settings": settings.to_dict(),
-        "labels": list(LABELS),
-        "threshold": 0.5,
-        "tokenizer": {"normalization": NORMALIZATION, "max_len": settings.max_len, "padding": settings.padding,
-                      "truncating": settings.truncating, "pad_id": PAD_ID, "oov_id": OOV_ID,
-                      "vocab_size": len(vocabulary)},
-        "vocabulary": {"file": VOCAB_FILE, "sha256": vocab_sha, "size": len(vocabulary)},
-        "data": {"path": imdb.path, "sha256": imdb.sha256, "train_reviews": len(fit_split),
-                 "validation_reviews": len(val_split), "test_reviews": len(test_split)},
-        "history": history,
-        "best_epoch": best["epoch"] if best else None,
-        "validation_accuracy": float(val_accuracy),
-        "validation_loss": float(val_loss),
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
-        "wall_time_s": round(clock.earlier_s + time.time() - started, 1),
-        "resumed": resumed,
-        "versions": _versions(),
-    }
-    atomic_write_text(out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
+    # The old report goes first: a folder never pairs a new model with the previous run's report.
+    (out / REPORT_FILE).unlink(missing_ok=True)
+    _save_model(model, settings, out / MODEL_FILE)
+    history = _read_history(checkpoints / HISTORY_FILE)
+    report = TrainingReport(
+        preset=preset,
+        settings=settings.to_dict(),
+        labels=LABELS,
+        threshold=0.5,
+        tokenizer=TokenizerSpec(normalization=NORMALIZATION, max_len=settings.max_len, padding=settings.padding,
+                                truncating=settings.truncating, pad_id=PAD_ID, oov_id=OOV_ID,
+                                vocab_size=len(vocabulary)),
+        vocabulary=VocabularyInfo(file=VOCAB_FILE, sha256=vocabulary.save(out / VOCAB_FILE), size=len(vocabulary)),
+        data=DataInfo(path=imdb.path, sha256=imdb.sha256, train_reviews=len(fit_split),
+                      validation_reviews=len(val_split), test_reviews=len(test_split)),
+        history=tuple(history),
+        best_epoch=early_stop.best_epoch,
+        validation_accuracy=float(val_accuracy),
+        validation_loss=float(val_loss),
+        test_accuracy=float(test_accuracy),
+        test_loss=float(test_loss),
+        wall_time_s=round(clock.earlier_s + time.time() - started, 1),
+        resumed=resume is not None,
+        versions=_versions(),
+    )
+    report.save(out / REPORT_FILE)
     if history:
         _save_plot(history, out / PLOT_FILE)
     shutil.rmtree(checkpoints, ignore_errors=True)
