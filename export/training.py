@@ -1,12 +1,12 @@
 """What export reads from the training stage: ``training_report.json`` and ``vocab.txt`` beside ``model.keras``.
 
-A typed reader: every missing or mistyped field is an :class:`ExportInputError` naming the file and the
-field (exit 2), never a ``KeyError`` deep inside the export. No TensorFlow here.
+The one typed reader is :class:`train.report.TrainingReport`; here its :class:`~train.report.ReportError`
+becomes an :class:`ExportInputError` naming the file and the field (exit 2), never a ``KeyError`` deep
+inside the export, and the values export relies on are checked. No TensorFlow here.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_infer.tokenizer import NORMALIZATION, Tokenizer, Vocabulary
+from train.report import ReportError, TrainingReport
 from train.run import REPORT_FILE, VOCAB_FILE
 
-REPORT_FORMAT = "edge-infer-training-report"
-REPORT_FORMAT_VERSION = 1
 SIDES = ("pre", "post")
 
 
@@ -56,83 +55,32 @@ class TrainingInfo:
                 "validation_accuracy": self.validation_accuracy, "data_sha256": self.data_sha256}
 
 
-class _Fields:
-    """Typed access to a decoded JSON object; any problem is an :class:`ExportInputError`."""
+def _info(report: TrainingReport, path: Path) -> TrainingInfo:
+    """What export needs from a parsed report, with the value checks that only export makes."""
+    def fail(message: str) -> ExportInputError:
+        return ExportInputError(f"{path}: not a usable training report: {message}")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, message: str) -> ExportInputError:
-        return ExportInputError(f"{self.path}: not a usable training report: {message}")
-
-    def get(self, obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
-        value = obj.get(key)
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-            raise self.fail(f"{where}{key} is missing or not {_name(kind)}")
-        return value
-
-    def number(self, obj: Mapping[str, Any], key: str, low: float, high: float, where: str = "") -> float:
-        value = float(self.get(obj, key, (int, float), where))
-        if not (math.isfinite(value) and low <= value <= high):
-            raise self.fail(f"{where}{key} is {value!r}, not within [{low:g}, {high:g}]")
-        return value
-
-    def optional_number(self, obj: Mapping[str, Any], key: str) -> float | None:
-        return None if obj.get(key) is None else self.number(obj, key, 0.0, 1.0)
-
-    def choice(self, obj: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str = "") -> str:
-        value = self.get(obj, key, str, where)
-        if value not in allowed:
-            raise self.fail(f"{where}{key} is {value!r}, not one of {', '.join(allowed)}")
-        return value
-
-
-def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _name(kind: type | tuple[type, ...]) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
-             bool: "a boolean"}
-    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
-
-
-def parse_report(raw: Any, path: Path) -> TrainingInfo:
-    """Check the decoded ``training_report.json``; raises :class:`ExportInputError` naming the bad field."""
-    f = _Fields(path)
-    if not isinstance(raw, dict):
-        raise f.fail("the report is not a JSON object")
-    if raw.get("format") != REPORT_FORMAT or raw.get("format_version") != REPORT_FORMAT_VERSION:
-        raise f.fail(f"format/format_version is not {REPORT_FORMAT!r}/{REPORT_FORMAT_VERSION}")
-    labels = f.get(raw, "labels", list)
-    if len(labels) != 2 or not all(isinstance(x, str) and x for x in labels) or labels[0] == labels[1]:
-        raise f.fail("labels must be two different non-empty strings")
-    tok = f.get(raw, "tokenizer", dict)
-    max_len = f.get(tok, "max_len", int, "tokenizer.")
-    if max_len < 1:
-        raise f.fail(f"tokenizer.max_len is {max_len}, not positive")
-    vocab = f.get(raw, "vocabulary", dict)
-    digest = f.get(vocab, "sha256", str, "vocabulary.")
-    if len(digest) != 64:
-        raise f.fail("vocabulary.sha256 is not a sha256 hex digest")
-    data = raw.get("data")
-    data_sha = f.get(data, "sha256", str, "data.") if isinstance(data, dict) and "sha256" in data else None
+    tok, digest = report.tokenizer, report.vocabulary.sha256
+    if len(report.labels) != 2 or not all(report.labels) or report.labels[0] == report.labels[1]:
+        raise fail("labels must be two different non-empty strings")
+    if not (math.isfinite(report.threshold) and 0.0 < report.threshold < 1.0):
+        raise fail(f"threshold is {report.threshold!r}, not strictly between 0 and 1")
+    if tok.max_len < 1:
+        raise fail(f"tokenizer.max_len is {tok.max_len}, not positive")
+    for key, side in (("padding", tok.padding), ("truncating", tok.truncating)):
+        if side not in SIDES:
+            raise fail(f"tokenizer.{key} is {side!r}, not one of {', '.join(SIDES)}")
+    if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+        raise fail("vocabulary.sha256 is not a sha256 hex digest")
+    for key, value in (("test_accuracy", report.test_accuracy), ("validation_accuracy", report.validation_accuracy)):
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise fail(f"{key} is {value!r}, not within [0, 1]")
     return TrainingInfo(
-        path=path, preset=f.get(raw, "preset", str), settings=f.get(raw, "settings", dict),
-        labels=(labels[0], labels[1]), threshold=_threshold(f, raw),
-        normalization=f.get(tok, "normalization", str, "tokenizer."), max_len=max_len,
-        padding=f.choice(tok, "padding", SIDES, "tokenizer."), truncating=f.choice(tok, "truncating", SIDES,
-                                                                                  "tokenizer."),
-        vocab_sha256=digest.lower(), test_accuracy=f.number(raw, "test_accuracy", 0.0, 1.0),
-        validation_accuracy=f.optional_number(raw, "validation_accuracy"), data_sha256=data_sha,
+        path=path, preset=report.preset, settings=report.settings, labels=(report.labels[0], report.labels[1]),
+        threshold=report.threshold, normalization=tok.normalization, max_len=tok.max_len, padding=tok.padding,
+        truncating=tok.truncating, vocab_sha256=digest.lower(), test_accuracy=report.test_accuracy,
+        validation_accuracy=report.validation_accuracy, data_sha256=report.data.sha256,
     )
-
-
-def _threshold(f: _Fields, raw: Mapping[str, Any]) -> float:
-    value = f.number(raw, "threshold", 0.0, 1.0)
-    if value in (0.0, 1.0):
-        raise f.fail(f"threshold is {value!r}, not strictly between 0 and 1")
-    return value
 
 
 def read_training(keras_path: Path) -> tuple[TrainingInfo, Vocabulary]:
@@ -145,10 +93,9 @@ def read_training(keras_path: Path) -> tuple[TrainingInfo, Vocabulary]:
         if not path.is_file():
             raise ExportInputError(f"{path}: missing (the training stage writes it beside the model)")
     try:
-        raw = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise ExportInputError(f"{report_path}: not a training report ({_first_line(error)})") from None
-    info = parse_report(raw, report_path)
+        info = _info(TrainingReport.load(report_path), report_path)
+    except ReportError as error:
+        raise ExportInputError(str(error)) from None
     if info.normalization != NORMALIZATION:
         raise ExportInputError(f"{report_path}: the model was trained with normalization {info.normalization!r}, "
                                f"this tokenizer is {NORMALIZATION!r}")

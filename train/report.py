@@ -198,8 +198,8 @@ class TrainingReport:
             raise ReportError(path, f"cannot be read ({error})") from None
         try:
             obj = json.loads(text)
-        except ValueError as error:
-            raise ReportError(path, f"invalid JSON ({error})") from None
+        except (ValueError, RecursionError) as error:
+            raise ReportError(path, f"invalid JSON ({str(error) or type(error).__name__})") from None
         return cls.from_dict(obj, path)
 
     def to_dict(self) -> dict[str, Any]:
