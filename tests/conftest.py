@@ -12,6 +12,26 @@ DEFAULT_MODEL = REPO / "models" / "default"
 SEED_MODEL = REPO / "models" / "seed"
 
 
+DELETE = object()
+"""For :func:`with_field`: remove the field instead of setting it."""
+
+
+def with_field(doc: dict, dotted: str, value: object) -> dict:
+    """A deep copy of the JSON object ``doc`` with the field at ``dotted`` (``"a.b.c"``) set or removed."""
+    import copy
+
+    out = copy.deepcopy(doc)
+    *parents, last = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
 @pytest.fixture(scope="session")
 def seed_model_dir() -> Path:
     """The committed seed model: fixed length (max_len 200, padding "pre"), fp32 + int8; no TensorFlow needed."""

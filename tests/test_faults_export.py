@@ -16,6 +16,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 
 import onnx  # noqa: E402
+from conftest import DELETE, with_field  # noqa: E402
 
 from edge_infer import exit_codes  # noqa: E402
 from edge_infer.classifier import SentimentClassifier, verify  # noqa: E402
@@ -391,17 +392,6 @@ def test_a_gru_model_is_refused_up_front_with_exit_3(fixed_keras_model, tmp_path
 # ---------------------------------------------------------------- issue 12.10: the training report
 
 
-def _set(report: dict, dotted: str, value: object) -> None:
-    *parents, key = dotted.split(".")
-    for parent in parents:
-        report = report[parent]
-    if value is DELETE:
-        del report[key]
-    else:
-        report[key] = value
-
-
-DELETE = object()
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -416,7 +406,7 @@ def test_every_missing_or_mistyped_training_report_field_is_a_usage_error(field,
     keras_path = _training_folder(fixed_keras_model, tmp_path / "m")
     keras_path.write_bytes(b"not read before the report is")
     report = json.loads((keras_path.parent / "training_report.json").read_text())
-    _set(report, field, value)
+    report = with_field(report, field, value)
     (keras_path.parent / "training_report.json").write_text(json.dumps(report))
     with pytest.raises(ExportInputError) as caught:
         read_training(keras_path)

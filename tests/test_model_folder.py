@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import DELETE, REPO, with_field
 
 from edge_infer.model_folder import FORMAT, MANIFEST_NAME, FileEntry, Manifest, ManifestError, versioned_name
 
@@ -54,20 +54,6 @@ def test_save_refuses_what_the_reader_would_refuse(good: dict, tmp_path: Path):
     assert not (tmp_path / MANIFEST_NAME).exists()
 
 
-def _set(doc: dict, dotted: str, value: object) -> dict:
-    out = copy.deepcopy(doc)
-    *parents, last = dotted.split(".")
-    node = out
-    for key in parents:
-        node = node[key]
-    if value is _DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    return out
-
-
-_DELETE = object()
 SCHEMA_INVALID = {
     "format": ("format", "other-model"),
     "format_version": ("format_version", 2),
@@ -81,11 +67,11 @@ SCHEMA_INVALID = {
     "padding": ("tokenizer.padding", "middle"),
     "pad_id": ("tokenizer.pad_id", 3),
     "vocab_size 2": ("tokenizer.vocab_size", 2),
-    "no tokenizer": ("tokenizer", _DELETE),
+    "no tokenizer": ("tokenizer", DELETE),
     "dtype": ("input.dtype", "int64"),
-    "dynamic_length missing": ("input.dynamic_length", _DELETE),
-    "no output name": ("output.name", _DELETE),
-    "no fp32": ("files.fp32", _DELETE),
+    "dynamic_length missing": ("input.dynamic_length", DELETE),
+    "no output name": ("output.name", DELETE),
+    "no fp32": ("files.fp32", DELETE),
     "unknown file key": ("files.onnx", {"path": "x.onnx", "sha256": "0" * 64, "size": 1}),
     "path in a subfolder": ("files.vocab.path", "sub/vocab.txt"),
     "path outside": ("files.vocab.path", "../vocab.txt"),
@@ -94,11 +80,11 @@ SCHEMA_INVALID = {
     "size 0": ("files.fp32.size", 0),
     "extra file field": ("files.fp32.mode", "0644"),
     "opset 12": ("opset", 12),
-    "versions without onnx": ("versions.onnx", _DELETE),
+    "versions without onnx": ("versions.onnx", DELETE),
     "version a number": ("versions.onnx", 1.2),
-    "training without preset": ("training.preset", _DELETE),
+    "training without preset": ("training.preset", DELETE),
     "test_accuracy 2": ("training.test_accuracy", 2),
-    "parity without int8": ("parity.int8", _DELETE),
+    "parity without int8": ("parity.int8", DELETE),
     "int8 without refused": ("parity.int8", {"reviews": 3}),
     "label_agreement 1.5": ("parity.label_agreement", 1.5),
 }
@@ -106,25 +92,25 @@ SCHEMA_INVALID = {
 
 @pytest.mark.parametrize("case", sorted(SCHEMA_INVALID))
 def test_what_the_schema_refuses_the_loader_refuses(good: dict, tmp_path: Path, case: str):
-    doc = _set(good, *SCHEMA_INVALID[case])
+    doc = with_field(good, *SCHEMA_INVALID[case])
     assert schema_errors(doc), f"the schema accepts {case!r}"
     with pytest.raises(ManifestError):
         loads(doc, tmp_path)
 
 
 SCHEMA_VALID = {
-    "no int8": ("files.int8", _DELETE),
+    "no int8": ("files.int8", DELETE),
     "other threshold": ("threshold", 0.37),
     "dynamic length": ("input.dynamic_length", True),
     "post truncation": ("tokenizer.truncating", "post"),
     "other label names": ("labels", ["bad", "good"]),
-    "no structure": ("structure", _DELETE),
+    "no structure": ("structure", DELETE),
 }
 
 
 @pytest.mark.parametrize("case", sorted(SCHEMA_VALID))
 def test_what_the_schema_accepts_both_accept(good: dict, tmp_path: Path, case: str):
-    doc = _set(good, *SCHEMA_VALID[case])
+    doc = with_field(good, *SCHEMA_VALID[case])
     assert schema_errors(doc) == []
     assert loads(doc, tmp_path).to_dict() == doc
 
