@@ -38,6 +38,16 @@ app = typer.Typer(
 )
 
 
+_sigint_seen = False
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # Remembered: a KeyboardInterrupt raised inside a C extension's import surfaces as ImportError.
+    global _sigint_seen
+    _sigint_seen = True
+    raise KeyboardInterrupt
+
+
 class Interrupted(Exception):
     """Ctrl-C inside a command; ``str()`` is what to tell the user."""
 
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         from click.exceptions import ClickException  # type: ignore[no-redef]
 
     if _OWN_SIGINT:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8", errors="backslashreplace")
@@ -109,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         _quiet_stdout()
         code = exit_codes.BROKEN_PIPE
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: never a traceback
+        if _sigint_seen:  # e.g. Ctrl-C while numpy was being imported: "ImportError: initialization failed"
+            typer.echo("edge-infer: interrupted", err=True)
+            sys.exit(exit_codes.INTERRUPTED)
         message = str(exc).splitlines()[0] if str(exc) else ""
         err(f"internal error: {type(exc).__name__}: {message}")
         code = exit_codes.INTERNAL
