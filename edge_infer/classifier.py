@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 
@@ -42,10 +42,16 @@ def default_model_path() -> Path:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's result: ``label`` (``"positive"`` or ``"negative"``) and ``score`` = P(positive)."""
+    """One text's result.
+
+    ``label`` is the predicted label. ``score``: for a two-label model, P(``labels[1]``) (for sentiment,
+    P(positive)), whichever label won; for three or more labels, the winning label's probability.
+    ``scores`` maps every label to its probability, in the model's label order.
+    """
 
     label: str
     score: float
+    scores: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 class SentimentClassifier:
@@ -93,13 +99,18 @@ class SentimentClassifier:
     # ------------------------------------------------------------------ properties
 
     @property
-    def labels(self) -> tuple[str, str]:
-        """``(negative_label, positive_label)``: ``labels[1]`` is the class whose probability is the score."""
+    def labels(self) -> tuple[str, ...]:
+        """The model's labels in class order. With two, ``labels[1]`` is the class whose probability is the score."""
         return self.manifest.labels
 
     @property
+    def binary(self) -> bool:
+        """Two labels: ``score`` = P(``labels[1]``) and ``threshold`` decides; else the most probable label wins."""
+        return self.manifest.binary
+
+    @property
     def threshold(self) -> float:
-        """The manifest's decision threshold: ``score >= threshold`` means ``labels[1]``."""
+        """The manifest's decision threshold for a two-label model: ``score >= threshold`` means ``labels[1]``."""
         return self.manifest.threshold
 
     @property
@@ -117,36 +128,60 @@ class SentimentClassifier:
     def predict(self, text: str | Sequence[str], *, threshold: float | None = None) -> Prediction | list[Prediction]:
         """Classify one text (returns a :class:`Prediction`) or a sequence of texts (a list, same order).
 
-        ``threshold`` overrides the manifest's. An empty or whitespace-only text raises ``ValueError``.
+        ``threshold`` overrides the manifest's (two-label models only). An empty or whitespace-only text
+        raises ``ValueError``.
         """
-        cut = self._threshold(threshold)
         single = isinstance(text, str)
         texts: list[str] = [text] if isinstance(text, str) else list(text)
-        preds = self.label_scores(self.scores(texts), threshold=cut)
+        preds = self.predictions(self.probabilities(texts), threshold=threshold)
         return preds[0] if single else preds
 
-    def label_scores(self, scores: Sequence[float] | np.ndarray, *, threshold: float | None = None) -> list[Prediction]:
-        """Turn scores (P(``labels[1]``)) into predictions with the manifest's or the given threshold."""
+    def predictions(self, probabilities: np.ndarray, *, threshold: float | None = None) -> list[Prediction]:
+        """Turn a ``[n, len(labels)]`` array of class probabilities into predictions (input order)."""
         cut = self._threshold(threshold)
-        neg, pos = self.labels
-        return [Prediction(pos if s >= cut else neg, float(s)) for s in scores]
+        out = []
+        for row in np.asarray(probabilities, dtype=np.float64):
+            scores = {label: float(p) for label, p in zip(self.labels, row)}
+            if self.binary:
+                label = self.labels[1] if row[1] >= cut else self.labels[0]
+                out.append(Prediction(label, float(row[1]), scores))
+            else:
+                best = int(np.argmax(row))
+                out.append(Prediction(self.labels[best], float(row[best]), scores))
+        return out
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """P(``labels[1]``) for each text, as a float array in the input order."""
+        """P(``labels[1]``) for each text of a two-label model, as a float array in the input order."""
+        if not self.binary:
+            raise ValueError(f"scores() is for two-label models; this one has {len(self.labels)}: use probabilities()")
+        return self.probabilities(texts)[:, 1]
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities ``[len(texts), len(labels)]`` in the input order (columns in label order)."""
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"text {i} is a {type(t).__name__}, not a str")
             if not t or t.isspace():
                 raise ValueError(f"text {i} is empty or whitespace-only")
-        return self.scores_for_ids([self.tokenizer.ids(t) for t in texts])
+        return self.probabilities_for_ids([self.tokenizer.ids(t) for t in texts])
+
+    def probabilities_for_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Class probabilities for already-tokenized (and truncated) id sequences, batched by length."""
+        out = self._scorer.outputs(sequences) if sequences else np.empty((0, 1))
+        if self.binary:
+            p = out[:, 0]
+            return np.stack([1.0 - p, p], axis=1)
+        return out
 
     def scores_for_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Scores for already-tokenized (and truncated) id sequences, batched by length."""
-        return self._scorer.scores(sequences)
+        """P(``labels[1]``) of a two-label model for already-tokenized id sequences."""
+        return self.probabilities_for_ids(sequences)[:, 1]
 
     def _threshold(self, threshold: float | None) -> float:
         if threshold is None:
             return self.threshold
+        if not self.binary:
+            raise ValueError("threshold applies to two-label models only")
         cut = float(threshold)
         if not 0.0 <= cut <= 1.0:  # also refuses NaN
             raise ValueError("threshold must be within [0, 1]")
@@ -188,7 +223,8 @@ def _verified_session(manifest: Manifest, key: str, model_bytes: bytes, threads:
     try:
         session = new_session(model_bytes, threads)
         check_signature(session, input_name=manifest.input_name, output_name=manifest.output_name,
-                        max_len=manifest.tokenizer.max_len, dynamic_length=manifest.dynamic_length)
+                        max_len=manifest.tokenizer.max_len, dynamic_length=manifest.dynamic_length,
+                        classes=1 if manifest.binary else len(manifest.labels))
     except SessionError as exc:
         raise IntegrityError(path, str(exc)) from None
     check_onnx_metadata(manifest, key, session_metadata(session))

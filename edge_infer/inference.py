@@ -64,8 +64,10 @@ def session_metadata(session: Any) -> Mapping[str, str]:
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
-def check_signature(session: Any, *, input_name: str, output_name: str, max_len: int, dynamic_length: bool) -> None:
-    """The graph must take one int32 ``[batch, length]`` input and give a float ``[batch, 1]`` output.
+def check_signature(session: Any, *, input_name: str, output_name: str, max_len: int, dynamic_length: bool,
+                    classes: int = 1) -> None:
+    """The graph must take one int32 ``[batch, length]`` input and give a float ``[batch, classes]`` output
+    (``classes`` is 1 for a binary model, whose output is P(class 1)).
 
     ``length`` must be symbolic for a dynamic-length model and exactly ``max_len`` otherwise. Raises
     :class:`SessionError` saying what differs.
@@ -90,8 +92,8 @@ def check_signature(session: Any, *, input_name: str, output_name: str, max_len:
     out = outputs[output_name]
     if out.type not in ("tensor(float)", "tensor(double)"):
         raise SessionError(f"output {output_name!r} is {out.type}, not a float tensor")
-    if len(out.shape) != 2 or (isinstance(out.shape[1], int) and out.shape[1] != 1):
-        raise SessionError(f"output {output_name!r} has shape {list(out.shape)}, not [batch, 1]")
+    if len(out.shape) != 2 or out.shape[1] != classes:
+        raise SessionError(f"output {output_name!r} has shape {list(out.shape)}, not [batch, {classes}]")
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int | None = None,
@@ -129,18 +131,25 @@ class OnnxScorer:
     pad_id: int = PAD_ID
 
     def scores(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """P(class 1) for each sequence (already truncated to ``max_len``), float64, input order."""
-        out = np.empty(len(sequences), dtype=np.float64)
+        """The output's first column for each sequence (already truncated to ``max_len``): P(class 1) of a
+        binary model. float64, input order."""
+        return self.outputs(sequences)[:, 0]
+
+    def outputs(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """The whole output, ``[len(sequences), width]`` float64 in input order (width 1 for a binary model)."""
         if len(sequences) == 1:
-            out[0] = self._run(sequences)[0]
-            return out
+            return self._run(sequences)
         lengths = [len(s) for s in sequences] if self.dynamic_length else [self.max_len] * len(sequences)
-        for rows in length_batches(lengths):
-            out[rows] = self._run([sequences[i] for i in rows])
+        parts: list[tuple[list[int], np.ndarray]] = [(rows, self._run([sequences[i] for i in rows]))
+                                                    for rows in length_batches(lengths)]
+        width = parts[0][1].shape[1] if parts else 1
+        out = np.empty((len(sequences), width), dtype=np.float64)
+        for rows, values in parts:
+            out[rows] = values
         return out
 
     def _run(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         length = max(1, max(len(s) for s in batch)) if self.dynamic_length else self.max_len
         ids = pad_batch(batch, length, self.padding, self.pad_id)
         result = self.session.run([self.output_name], {self.input_name: ids})[0]
-        return np.asarray(result, dtype=np.float64).reshape(len(batch), -1)[:, 0]
+        return np.asarray(result, dtype=np.float64).reshape(len(batch), -1)

@@ -30,7 +30,8 @@ INPUT_NAME = "token_ids"
 """The ONNX graph's one input: int32 token ids, shape ``[batch, length]``."""
 INPUT_DTYPE = "int32"
 OUTPUT_NAME = "score"
-"""The ONNX graph's output: float P(``labels[1]``), shape ``[batch, 1]``."""
+"""The ONNX graph's output: with two labels, float P(``labels[1]``) of shape ``[batch, 1]``; with N >= 3
+labels, the N class probabilities (softmax) of shape ``[batch, N]``, in the order of ``labels``."""
 
 FP32, INT8, VOCAB = "fp32", "int8", "vocab"
 """Keys of ``files``: the fp32 ONNX model, the optional int8 one, the vocabulary."""
@@ -115,7 +116,7 @@ class Manifest:
     """A validated ``manifest.json``. ``source`` is where it was read from (``None`` for a new one)."""
 
     name: str
-    labels: tuple[str, str]
+    labels: tuple[str, ...]
     threshold: float
     tokenizer: TokenizerSpec
     dynamic_length: bool
@@ -139,6 +140,11 @@ class Manifest:
     def path_of(self, key: str) -> Path:
         """Absolute path of ``files[key]``."""
         return self.directory / self.files[key].path
+
+    @property
+    def binary(self) -> bool:
+        """Two labels: the output is P(``labels[1]``) and ``threshold`` decides. Otherwise argmax of N."""
+        return len(self.labels) == 2
 
     @property
     def has_int8(self) -> bool:
@@ -220,8 +226,8 @@ class Manifest:
         name = r.get(raw, "name", str)
         r.check(bool(name), "name must not be empty")
         labels = r.get(raw, "labels", list)
-        r.check(len(labels) == 2 and all(isinstance(x, str) and x for x in labels) and labels[0] != labels[1],
-                "labels must be two different non-empty strings")
+        r.check(len(labels) >= 2 and all(isinstance(x, str) and x for x in labels) and len(set(labels)) == len(labels),
+                "labels must be two or more different non-empty strings")
         threshold = r.number(raw, "threshold")
         r.check(0.0 < threshold < 1.0, "threshold must be within (0, 1)")
         spec = _tokenizer_spec(r, r.get(raw, "tokenizer", dict))
@@ -247,7 +253,7 @@ class Manifest:
         structure = raw.get("structure", {})
         r.check(isinstance(structure, dict), "structure must be an object")
         return cls(
-            name=name, labels=(labels[0], labels[1]), threshold=threshold, tokenizer=spec, dynamic_length=dynamic,
+            name=name, labels=tuple(labels), threshold=threshold, tokenizer=spec, dynamic_length=dynamic,
             files=files, opset=opset, versions=versions, training=training, parity=parity, structure=structure,
             input_name=r.get(inp, "name", str, "input."), input_dtype=INPUT_DTYPE,
             output_name=r.get(out, "name", str, "output."), source=source,

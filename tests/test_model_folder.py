@@ -59,7 +59,7 @@ SCHEMA_INVALID = {
     "format_version": ("format_version", 2),
     "name empty": ("name", ""),
     "one label": ("labels", ["positive"]),
-    "three labels": ("labels", ["a", "b", "c"]),
+    "repeated label": ("labels", ["good", "good"]),
     "threshold above 1": ("threshold", 1.5),
     "threshold 0": ("threshold", 0),
     "threshold a string": ("threshold", "0.5"),
@@ -104,6 +104,7 @@ SCHEMA_VALID = {
     "dynamic length": ("input.dynamic_length", True),
     "post truncation": ("tokenizer.truncating", "post"),
     "other label names": ("labels", ["bad", "good"]),
+    "three labels": ("labels", ["bad", "meh", "good"]),
     "no structure": ("structure", DELETE),
 }
 

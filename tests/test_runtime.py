@@ -313,3 +313,41 @@ def test_masked_dynamic_model_padding_does_not_change_scores(default_model_dir: 
     singles = [clf.predict(t) for t in texts]
     assert np.allclose([p.score for p in batch], [p.score for p in singles], atol=1e-5)
     assert len({round(p.score, 4) for p in batch}) > 3
+
+
+class _ThreeClassSession:
+    """Stands in for a 3-class graph: the probabilities depend on the first token id."""
+
+    def run(self, names, feeds):
+        (ids,) = feeds.values()
+        first = ids[:, :1].astype(np.float32)
+        logits = np.concatenate([-first, np.zeros_like(first), first], axis=1) / 10.0
+        return [np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)]
+
+
+def test_three_labels_take_the_most_probable_one(seed_model_dir: Path):
+    from dataclasses import replace
+
+    from edge_infer.model_folder import Manifest
+
+    manifest = replace(Manifest.load(seed_model_dir), labels=("bad", "meh", "good"))
+    tokenizer = Tokenizer(Vocabulary(("[PAD]", "[UNK]", "w0", "w1", "w2")), 8, "post", "pre")
+    scorer = OnnxScorer(_ThreeClassSession(), 8, "post", True, "token_ids", "score")
+    clf = SentimentClassifier(manifest, tokenizer, scorer, quantized=False)
+    preds = clf.predict(["w0 w1", "w2", "zzz"])  # first ids 2, 4 and 1 (out of vocabulary): all lean to "good"
+    assert [p.label for p in preds] == ["good", "good", "good"]
+    for p in preds:
+        assert list(p.scores) == ["bad", "meh", "good"] and abs(sum(p.scores.values()) - 1) < 1e-6
+        assert p.score == max(p.scores.values()) == p.scores[p.label]
+    assert preds[1].score > preds[0].score > preds[2].score
+    with pytest.raises(ValueError, match="two-label"):
+        clf.predict("w0", threshold=0.5)
+    with pytest.raises(ValueError, match="two-label"):
+        clf.scores(["w0"])
+
+
+def test_two_labels_keep_score_as_p_positive_with_both_scores(seed_model_dir: Path):
+    clf = SentimentClassifier.load(seed_model_dir)
+    for p in clf.predict(REVIEWS):
+        assert set(p.scores) == {"negative", "positive"} and p.score == p.scores["positive"]
+        assert abs(p.scores["negative"] + p.scores["positive"] - 1) < 1e-9
