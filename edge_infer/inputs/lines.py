@@ -73,8 +73,12 @@ def physical_lines(stream: BinaryIO, cap: int, keep: KeepPart = "head", *, tally
     head = b""
     scan = 0
     eof = False
+    binary: str | None = None  # why the stream stopped before its end
     while True:
         nl = buf.find(b"\n", scan)
+        if eof and nl < 0 and binary is not None:
+            yield RawLine(number + 1, b"", line_start, 0, error=binary)
+            return
         if nl >= 0 or (eof and (buf or overflow)):
             end = nl if nl >= 0 else len(buf)
             number += 1
@@ -110,10 +114,10 @@ def physical_lines(stream: BinaryIO, cap: int, keep: KeepPart = "head", *, tally
             eof = True
             continue
         nul = chunk.find(b"\x00")
-        if nul >= 0:
-            yield RawLine(number + 1, b"", line_start, 0,
-                          error=f"binary file (NUL byte at offset {base + len(buf) + nul})")
-            return
+        if nul >= 0:  # the lines before it still count; the one holding it ends the stream
+            binary = f"binary file (NUL byte at offset {base + len(buf) + nul})"
+            chunk = chunk[:nul]
+            eof = True
         if tally is not None:
             tally.bytes_read += len(chunk)
         buf += chunk

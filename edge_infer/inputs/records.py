@@ -224,7 +224,8 @@ def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str |
                 return
             continue
         if len(row) != len(header):
-            yield Record(name, start, None, None, error=f"{len(row)} fields; the header has {len(header)}")
+            yield Record(name, start, None, None, error=f"{len(row)} field{'s' * (len(row) != 1)}; the header has "
+                                                         f"{len(header)}")
             continue
         values = dict(zip(reversed(header), reversed(row)))  # a repeated column name: its first one
         yield make_record(name, start, values, text_field=text_field, id_field=id_field,
