@@ -215,3 +215,23 @@ def test_progress_on_a_terminal_counts_records(model: str, tmp_path: Path):
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 40
     assert b"classifying: 40 records" in seen and b"100%" in seen  # the last update: all of the file read
     assert b"classifying" not in proc.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "text"])
+def test_all_scores_of_a_three_label_model(fmt: str):
+    from edge_infer.classifier import Prediction
+    from edge_infer.cli.predict import Format, _Writer
+    from edge_infer.inputs import Record
+
+    out = io.StringIO()
+    writer = _Writer(out, Format(fmt), ["id", "label", "score"], ("bad", "meh", "good"))
+    writer.write(Record("f.csv", 2, "x,1", "text"), Prediction("meh", 0.5, {"bad": 0.2, "meh": 0.5, "good": 0.3}))
+    if fmt == "csv":
+        assert list(csv.reader(io.StringIO(out.getvalue()))) == [
+            ["id", "label", "score", "score_bad", "score_meh", "score_good"],
+            ["x,1", "meh", "0.5", "0.2", "0.5", "0.3"]]
+    elif fmt == "jsonl":
+        assert json.loads(out.getvalue()) == {"id": "x,1", "label": "meh", "score": 0.5,
+                                              "scores": {"bad": 0.2, "meh": 0.5, "good": 0.3}}
+    else:
+        assert out.getvalue() == "meh 0.5000  x,1\n"

@@ -94,6 +94,9 @@ def predict(
     except ModelError as exc:
         err(str(exc))
         raise typer.Exit(exit_codes.MODEL) from None
+    if threshold is not None and not clf.binary:
+        err(f"--threshold applies to two-label models; this one has {len(clf.labels)} labels")
+        raise typer.Exit(exit_codes.USAGE)
     columns = (["file"] if kind == "files" else ["id"] if id_field else ["file", "line"]) + ["label", "score"]
     writer = _Writer(sys.stdout, fmt, columns, clf.labels if all_scores else ())
     tally = Tally()
