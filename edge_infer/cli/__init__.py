@@ -88,13 +88,21 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _click_exception() -> type[Exception]:
+    """The ClickException class typer raises: recent typer carries its own copy of click, older typer uses click."""
+    import importlib
+
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            return importlib.import_module(module).ClickException
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError("typer's ClickException was not found")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app; maps Ctrl-C, a closed stdout and any bug to the documented codes."""
-    try:  # recent typer carries its own copy of click
-        from typer._click.exceptions import ClickException
-    except ImportError:  # pragma: no cover - older typer depends on click
-        from click.exceptions import ClickException  # type: ignore[no-redef]
-
+    ClickException = _click_exception()
     if _OWN_SIGINT:
         signal.signal(signal.SIGINT, _interrupt)
     for stream in (sys.stdout, sys.stderr):
@@ -110,10 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     except ClickException as exc:  # bad option or argument: one line, like every other error
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edge-infer`: the help, as a usage error
-            typer.echo(exc.format_message(), err=True)
+            typer.echo(exc.format_message(), err=True)  # type: ignore[attr-defined]
             sys.exit(exit_codes.USAGE)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        err(f"{exc.format_message()}{hint}")
+        err(f"{exc.format_message()}{hint}")  # type: ignore[attr-defined]
         code = exit_codes.USAGE
     except OutputClosed:
         _quiet_stdout()
