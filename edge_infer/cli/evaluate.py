@@ -76,7 +76,8 @@ def evaluate(
                    ] = EvalFormat.text,
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png", help="Also write a PNG: ROC curve (two labels), reliability diagram, score "
-                                           "histograms per true label. Needs the plot extra (matplotlib).")] = None,
+                                           "histograms per true label. Needs matplotlib: "
+                                           'pip install "edge-infer[plot]".')] = None,
     target_precision: Annotated[float | None, typer.Option(
         "--target-precision", metavar="P", callback=_probability,
         help="Two labels: report the smallest threshold whose precision for the positive label is >= P.")] = None,
