@@ -36,12 +36,13 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 
 @dataclass(frozen=True)
 class ClassScores:
-    """Precision, recall, F1 and support (true count) of one class."""
+    """Precision, recall, F1, support (true count) and predicted count of one class."""
 
     precision: float
     recall: float
     f1: float
     support: int
+    predicted: int
 
 
 def per_class(matrix: np.ndarray) -> list[ClassScores]:
@@ -51,7 +52,7 @@ def per_class(matrix: np.ndarray) -> list[ClassScores]:
         tp = int(matrix[k, k])
         predicted, actual = int(matrix[:, k].sum()), int(matrix[k, :].sum())
         precision, recall = _ratio(tp, predicted), _ratio(tp, actual)
-        out.append(ClassScores(precision, recall, f1_score(precision, recall), actual))
+        out.append(ClassScores(precision, recall, f1_score(precision, recall), actual, predicted))
     return out
 
 
@@ -61,8 +62,10 @@ def f1_score(precision: float, recall: float) -> float:
 
 
 def macro_f1(classes: list[ClassScores]) -> float:
-    """Unweighted mean of the per-class F1 scores."""
-    return float(np.mean([c.f1 for c in classes])) if classes else 0.0
+    """Unweighted mean of the F1 scores of the classes that occur (true or predicted), as scikit-learn's
+    ``f1_score(average="macro")``: a label absent from the data and never predicted does not count."""
+    seen = [c.f1 for c in classes if c.support or c.predicted]
+    return float(np.mean(seen)) if seen else 0.0
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:

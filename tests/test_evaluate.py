@@ -90,7 +90,8 @@ def reference_metrics(truth: list[str], preds: list, labels: list[str]) -> dict:
         recall = tp / n_true if n_true else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         out["per_class"][label] = {"precision": precision, "recall": recall, "f1": f1, "support": n_true}
-    out["macro_f1"] = sum(c["f1"] for c in out["per_class"].values()) / len(labels)
+    seen = [label for label in labels if label in truth or label in predicted]
+    out["macro_f1"] = sum(out["per_class"][label]["f1"] for label in seen) / len(seen)
     pos = [p.scores[labels[1]] for t, p in zip(truth, preds) if t == labels[1]]
     neg = [p.scores[labels[1]] for t, p in zip(truth, preds) if t == labels[0]]
     wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
@@ -234,6 +235,17 @@ def test_bad_records_are_reported_left_out_and_exit_1(seed_model_dir: Path, tmp_
     assert json.loads(proc.stdout)["data"] == {"records": 2, "failed": 3}
 
 
+def test_missing_path_fails_alone_and_stdin_reads_jsonl(seed_model_dir: Path, tmp_path: Path):
+    env = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
+    rows = '{"text": "Great, I loved it.", "label": "positive"}\n{"text": "Awful.", "label": "negative"}\n'
+    proc = subprocess.run([*CLI, "evaluate", "--jsonl", "-", os.fspath(tmp_path / "absent.jsonl"), "--model",
+                           os.fspath(seed_model_dir), "--format", "json"], input=rows, capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 1
+    assert errors(proc) == [f"edge-infer: error: {tmp_path / 'absent.jsonl'}: no such file or directory"]
+    assert json.loads(proc.stdout)["data"] == {"records": 2, "failed": 1}
+
+
 def test_aclimdb_folder_layout(seed_model_dir: Path, tmp_path: Path):
     root = tmp_path / "aclImdb"
     texts = {"test/pos": ["A wonderful, moving film.", "Brilliant acting, I loved it."],
@@ -273,6 +285,12 @@ def test_bad_options_are_usage_errors(args: list[str], seed_model_dir: Path, tmp
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": "Great!", "label": "positive"}])
     proc = run("evaluate", os.fspath(data), "--model", os.fspath(seed_model_dir), *args)
     assert proc.returncode == 2 and len(errors(proc)) == 1, proc.stderr
+
+
+def test_plot_into_a_directory_is_a_usage_error(seed_model_dir: Path, tmp_path: Path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "Great!", "label": "positive"}])
+    proc = run("evaluate", os.fspath(data), "--model", os.fspath(seed_model_dir), "--plot", os.fspath(tmp_path))
+    assert proc.returncode == 2 and "is a directory" in proc.stderr and proc.stdout == ""
 
 
 def test_unknown_format_is_a_usage_error(seed_model_dir: Path, tmp_path: Path):

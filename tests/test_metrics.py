@@ -35,9 +35,10 @@ def test_three_class_confusion_matrix_rows_true_columns_predicted():
 def test_class_never_predicted_or_absent_scores_zero():
     cm = metrics.confusion_matrix(np.array([0, 0, 1]), np.array([0, 0, 0]), 3)
     scores = metrics.per_class(cm)
-    assert scores[1] == metrics.ClassScores(0.0, 0.0, 0.0, 1)
-    assert scores[2] == metrics.ClassScores(0.0, 0.0, 0.0, 0)
+    assert scores[1] == metrics.ClassScores(0.0, 0.0, 0.0, 1, 0)
+    assert scores[2] == metrics.ClassScores(0.0, 0.0, 0.0, 0, 0)
     assert scores[0].precision == pytest.approx(2 / 3) and scores[0].recall == 1.0
+    assert metrics.macro_f1(scores) == pytest.approx((0.8 + 0.0) / 2)  # class 2 never occurs: not averaged
 
 
 def test_roc_auc_perfect_inverted_ties_and_one_class():

@@ -105,6 +105,8 @@ def evaluate(
         raise typer.BadParameter("give --target-precision or --target-recall, not both",
                                  param_hint="'--target-precision'")
     if plot is not None:
+        if plot.is_dir():
+            raise typer.BadParameter(f"{display_name(os.fspath(plot))}: is a directory", param_hint="'--plot'")
         _require_plotting()
     try:
         clf = SentimentClassifier.load(model_path(model), quantized=int8, threads=threads)
@@ -208,15 +210,18 @@ def _items(clf: Any, data: list[str], kind: str | None, text_field: str, label_f
     keep = keep_side(clf.manifest.tokenizer.truncating)
     for arg in data:
         path = Path(arg)
-        if path.is_dir():
+        if arg != "-" and not (path.exists() or path.is_symlink()):
+            yield Item(arg, None, None, None, "no such file or directory")
+            continue
+        if path.is_dir() and arg != "-":
             for label, files in _label_folders(path):
                 records = _iter_records(files, "lines" if kind == "lines" else "files", budget=budget, keep=keep)
                 yield from (_item(r)._replace(label=label) for r in records)
             continue
         file_kind = kind if kind in ("jsonl", "csv") else _kind_of(path)
         if file_kind is None:
-            raise typer.BadParameter(f"{display_name(arg)}: cannot tell its format: pass --jsonl or --csv, or a "
-                                     "folder of label folders", param_hint="'DATA...'")
+            raise typer.BadParameter(f"{display_name(arg)}: cannot tell its format: pass --jsonl or --csv (or "
+                                     "give a folder of label folders)", param_hint="'DATA...'")
         yield from (_item(r) for r in _iter_records([arg], file_kind, text_field=text_field, label_field=label_field,
                                                     budget=budget, keep=keep))
 
@@ -286,7 +291,8 @@ def _iter_records(sources: Iterable[str], kind: str, *, text_field: str = "text"
                 yield _Record(source, None, None, None, None, exc.reason)
             continue
         try:
-            with open(source, encoding="utf-8", newline="") as handle:
+            with (open(sys.stdin.fileno(), encoding="utf-8", newline="", closefd=False) if source == "-" else
+                  open(source, encoding="utf-8", newline="")) as handle:
                 yield from _records_of(source, handle, kind, text_field, label_field, delimiter)
         except (OSError, UnicodeDecodeError) as exc:
             yield _Record(source, None, None, None, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}")
