@@ -97,22 +97,11 @@ def evaluate(
     or --target-recall, the threshold to pass to `edge-infer predict --threshold` is printed ("not
     reachable" when no threshold reaches the target on this data). The data is held in memory.
     """
-    from edge_infer.classifier import SentimentClassifier
-    from edge_infer.model_folder import ModelError
-
     kind = _kind(jsonl, csv_, lines)
-    if target_precision is not None and target_recall is not None:
-        raise typer.BadParameter("give --target-precision or --target-recall, not both",
-                                 param_hint="'--target-precision'")
+    target = _target(target_precision, target_recall)
     if plot is not None:
-        if plot.is_dir():
-            raise typer.BadParameter(f"{display_name(os.fspath(plot))}: is a directory", param_hint="'--plot'")
-        _require_plotting()
-    try:
-        clf = SentimentClassifier.load(model_path(model), quantized=int8, threads=threads)
-    except ModelError as exc:
-        err(str(exc))
-        raise typer.Exit(exit_codes.MODEL) from None
+        _check_plot(plot)
+    clf = _load(model, int8, threads)
     pos_index = _check_binary_options(clf, threshold, target_precision, target_recall, positive)
     try:
         items, failed = _read_all(clf, data, kind, text_field, label_field)
@@ -123,17 +112,11 @@ def evaluate(
         probabilities = _probabilities(clf, [item.text or "" for item in items])
     except KeyboardInterrupt:
         raise Interrupted("interrupted; nothing was reported") from None
-    index = {label: k for k, label in enumerate(clf.labels)}
-    y_true = np.array([index[item.label or ""] for item in items], dtype=np.int64)
-    predicted = [index[p.label] for p in clf.predictions(probabilities, threshold=threshold)]
-    target: tuple[str, float] | None = None
-    if target_precision is not None:
-        target = ("precision", target_precision)
-    elif target_recall is not None:
-        target = ("recall", target_recall)
-    report = build_report(clf.labels, y_true, np.array(predicted, dtype=np.int64), probabilities,
-                          threshold=(clf.threshold if threshold is None else threshold) if clf.binary else None,
-                          positive=pos_index, target=target)
+    y_true = np.array([clf.labels.index(item.label) for item in items], dtype=np.int64)
+    y_pred = np.array([clf.labels.index(p.label) for p in clf.predictions(probabilities, threshold=threshold)],
+                      dtype=np.int64)
+    report = build_report(clf.labels, y_true, y_pred, probabilities, positive=pos_index, target=target,
+                          threshold=(clf.threshold if threshold is None else threshold) if clf.binary else None)
     report["model"] = {"path": os.fspath(clf.manifest.directory), "name": clf.manifest.name,
                        "int8": clf.quantized, "labels": list(clf.labels)}
     report["data"] = {"records": len(items), "failed": failed}
@@ -155,9 +138,34 @@ def _kind(jsonl: bool, csv_: bool, lines: bool) -> str | None:
     return chosen[0] if chosen else None
 
 
-def _require_plotting() -> None:
+def _target(precision: float | None, recall: float | None) -> tuple[str, float] | None:
+    """``("precision", P)``, ``("recall", R)`` or None; both given is a usage error."""
+    if precision is not None and recall is not None:
+        raise typer.BadParameter("give --target-precision or --target-recall, not both",
+                                 param_hint="'--target-precision'")
+    if precision is not None:
+        return ("precision", precision)
+    return ("recall", recall) if recall is not None else None
+
+
+def _load(model: Path | None, int8: bool, threads: int | None) -> Any:
+    """The classifier, or one line and exit 3 when the model is refused."""
+    from edge_infer.classifier import SentimentClassifier
+    from edge_infer.model_folder import ModelError
+
+    try:
+        return SentimentClassifier.load(model_path(model), quantized=int8, threads=threads)
+    except ModelError as exc:
+        err(str(exc))
+        raise typer.Exit(exit_codes.MODEL) from None
+
+
+def _check_plot(plot: Path) -> None:
+    """Before any work: matplotlib must be importable and the target must not be a folder (else exit 2)."""
     from edge_infer.plots import PlotUnavailable, require
 
+    if plot.is_dir():
+        raise typer.BadParameter(f"{display_name(os.fspath(plot))}: is a directory", param_hint="'--plot'")
     try:
         require()
     except PlotUnavailable as exc:
