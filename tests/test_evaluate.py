@@ -399,3 +399,16 @@ def test_import_predict_and_evaluate_do_not_load_matplotlib(seed_model_dir: Path
     proc = run(code=code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "MATPLOTLIB False False"
+
+
+def test_predict_threshold_is_short_and_reproduces_the_split():
+    from edge_infer.cli.evaluate import predict_threshold
+
+    s = np.array([0.1, 0.41234, 0.41871, 0.9])
+    assert predict_threshold(s, s >= 0.41871) == 0.418  # the shortest decimal in (0.41234, 0.41871]
+    assert predict_threshold(s, s >= 0.9) == 0.9 and predict_threshold(s, s >= 0.1) == 0.0
+    assert predict_threshold(s, np.zeros(4, dtype=bool)) == 1.0  # nothing positive: above every score
+    assert predict_threshold(np.array([0.2, 1.0]), np.zeros(2, dtype=bool)) is None
+    for cut in s:
+        x = predict_threshold(s, s >= cut)
+        assert x is not None and ((s >= x) == (s >= cut)).all()
