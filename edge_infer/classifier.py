@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from edge_infer.model_folder import (
     verify_file,
 )
 from edge_infer.tokenizer import Tokenizer, Vocabulary
+
+K = TypeVar("K")
 
 _PACKAGED = Path(__file__).resolve().parent / "_default_model"
 _CHECKOUT = Path(__file__).resolve().parent.parent / "models" / "default"
@@ -135,6 +138,34 @@ class SentimentClassifier:
         texts: list[str] = [text] if isinstance(text, str) else list(text)
         preds = self.predictions(self.probabilities(texts), threshold=threshold)
         return preds[0] if single else preds
+
+    def predict_iter(self, texts: Iterable[str], *, batch_size: int = 256,
+                     threshold: float | None = None) -> Iterator[Prediction]:
+        """Classify a stream of texts lazily: one :class:`Prediction` per text, in order.
+
+        ``texts`` is consumed ``batch_size`` at a time (each batch classified as by :meth:`predict`), so an
+        endless generator or a file of millions of lines runs in bounded memory. Raises like
+        :meth:`predict` at the batch holding a bad text.
+        """
+        records = self.predict_records(((None, t) for t in texts), batch_size=batch_size, threshold=threshold)
+        return (prediction for _, prediction in records)
+
+    def predict_records(self, pairs: Iterable[tuple[K, str]], *, batch_size: int = 256,
+                        threshold: float | None = None) -> Iterator[tuple[K, Prediction]]:
+        """Like :meth:`predict_iter` for ``(key, text)`` pairs: yields ``(key, prediction)`` in order.
+
+        The key is anything (an id, a file and line) and is passed through untouched.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError("batch_size must be a positive integer")
+        self._threshold(threshold)  # a bad argument fails here, before anything is read
+        return self._batches(iter(pairs), batch_size, threshold)
+
+    def _batches(self, pairs: Iterator[tuple[K, str]], batch_size: int,
+                 threshold: float | None) -> Iterator[tuple[K, Prediction]]:
+        while batch := list(itertools.islice(pairs, batch_size)):
+            keys: list[Any] = [k for k, _ in batch]
+            yield from zip(keys, self.predict([t for _, t in batch], threshold=threshold))
 
     def predictions(self, probabilities: np.ndarray, *, threshold: float | None = None) -> list[Prediction]:
         """Turn a ``[n, len(labels)]`` array of class probabilities into predictions (input order)."""

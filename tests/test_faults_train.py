@@ -367,8 +367,9 @@ def test_unexpected_error_is_exit_4_in_one_line(tmp_path):
 @needs_data
 def test_ctrl_c_is_exit_130_in_one_line(tmp_path):
     cmd = [sys.executable, "-m", "train", "--out", str(tmp_path / "out"), *EARLY_STOPPING]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                          cwd=REPO) as proc:
+    # SIGINT at its default in the child, as under an interactive shell (a background CI job ignores it)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=REPO,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
         try:
             for line in proc.stdout:  # Keras prints "Epoch 1/8" when the training loop has started
                 if line.startswith("Epoch 1/"):

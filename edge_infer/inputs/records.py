@@ -1,0 +1,232 @@
+"""Record readers: every line a text (``lines``), JSON Lines (``jsonl``) and CSV with a header (``csv``).
+
+Each reads one open stream as it arrives, with bounded memory, and yields a :class:`Record` per record
+in input order. A bad record is a record with an ``error`` (one line) and the file and line it starts
+at; reading goes on with the next one. Only a NUL byte (a binary file) or an unusable CSV header stops
+a file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
+
+from edge_infer.inputs.base import RECORD_CAP, Record, Tally
+from edge_infer.inputs.lines import RawLine, physical_lines
+from edge_infer.reading import InputError, Keep, decode_text
+
+Waiter = Callable[[], None] | None
+_SPACE = re.compile(r"\s")
+
+
+def too_long(length: int) -> str:
+    return f"record longer than {RECORD_CAP >> 20} MiB ({length} bytes), skipped"
+
+
+def clip(text: str, budget: int, keep: Keep) -> str:
+    """At most ``budget`` characters from the end the model uses; a word cut at the edge is dropped."""
+    if len(text) <= budget:
+        return text
+    if keep == "head":
+        part = text[:budget]
+        last = max(part.rfind(c) for c in " \n\t\r")
+        return part[:last] if last > 0 else part
+    part = text[-budget:]
+    m = _SPACE.search(part)
+    return part[m.start():] if m and m.start() < len(part) - 1 else part
+
+
+def _empty_reason(text: str) -> str | None:
+    if not text:
+        return "empty text"
+    return "no text (only whitespace)" if text.isspace() else None
+
+
+def _decode(raw: RawLine) -> str:
+    """A whole line as strict UTF-8 (a BOM on line 1 dropped); :class:`InputError` says where it is not."""
+    data = raw.data
+    skip = len(codecs.BOM_UTF8) if raw.number == 1 and data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        raise InputError("", f"not valid UTF-8 (byte 0x{data[at]:02x} at offset {raw.offset + at})") from None
+
+
+def line_records(name: str, stream: BinaryIO, *, budget: int, keep: Keep, tally: Tally | None = None,
+                 on_wait: Waiter = None) -> Iterator[Record]:
+    """Every line one text; of a line longer than ``budget`` bytes only the end the model uses is kept."""
+    for raw in physical_lines(stream, budget, keep, tally=tally, on_wait=on_wait):
+        if raw.error is not None:
+            yield Record(name, raw.number, None, None, error=raw.error)
+            return
+        data = raw.data
+        if data.endswith(b"\r") and not (raw.cut and keep == "head"):
+            data = data[:-1]
+        try:
+            text = decode_text(data, offset=raw.offset, cut_start=raw.cut and keep == "tail",
+                               cut_end=raw.cut and keep == "head", name=name)
+        except InputError as exc:
+            yield Record(name, raw.number, None, None, error=exc.reason)
+            continue
+        reason = "empty line" if not text else _empty_reason(text)
+        yield Record(name, raw.number, None, None if reason else text, error=reason)
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", dict: "an object", list: "an array",
+             type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _key(values: Mapping[str, Any], field: str, what: str) -> str:
+    """The value of an id or label field as a string (strings as they are, numbers as written)."""
+    if field not in values:
+        raise InputError("", f"no {what} {field!r}")
+    value = values[field]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return json.dumps(value)
+    raise InputError("", f"{what} {field!r} is {_kind(value)}, not a string or number")
+
+
+def make_record(name: str, line: int, values: Mapping[str, Any], *, text_field: str, id_field: str | None,
+                label_field: str | None, budget: int, keep: Keep, what: str = "field") -> Record:
+    """The record of one parsed JSON object or CSV row (``values`` by field or column name)."""
+    try:
+        if text_field not in values:
+            raise InputError("", f"no {what} {text_field!r}")
+        text = values[text_field]
+        if not isinstance(text, str):
+            raise InputError("", f"{what} {text_field!r} is {_kind(text)}, not a string")
+        reason = _empty_reason(text)
+        if reason:
+            raise InputError("", reason)
+        ident = None if id_field is None else _key(values, id_field, what)
+        label = None if label_field is None else _key(values, label_field, what)
+    except InputError as exc:
+        return Record(name, line, None, None, error=exc.reason)
+    return Record(name, line, ident, clip(text, budget, keep), label)
+
+
+def jsonl_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str | None, label_field: str | None,
+                  budget: int, keep: Keep, tally: Tally | None = None, on_wait: Waiter = None) -> Iterator[Record]:
+    """One JSON object per line; blank lines are skipped. A line over :data:`RECORD_CAP` bytes is a bad
+    record, read past without being held."""
+    for raw in physical_lines(stream, RECORD_CAP, "none", tally=tally, on_wait=on_wait):
+        if raw.error is not None:
+            yield Record(name, raw.number, None, None, error=raw.error)
+            return
+        if raw.cut:
+            yield Record(name, raw.number, None, None, error=too_long(raw.length))
+            continue
+        try:
+            line = _decode(raw)
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError("", f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+            except RecursionError:
+                raise InputError("", "invalid JSON: nested too deeply") from None
+            if not isinstance(obj, dict):
+                raise InputError("", f"not a JSON object but {_kind(obj)}")
+        except InputError as exc:
+            yield Record(name, raw.number, None, None, error=exc.reason)
+            continue
+        yield make_record(name, raw.number, obj, text_field=text_field, id_field=id_field,
+                          label_field=label_field, budget=budget, keep=keep)
+
+
+class _BadLine(Exception):
+    def __init__(self, reason: str, fatal: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fatal = fatal
+
+
+class _CsvLines:
+    """Decoded lines for ``csv.reader``, counting them; a line that cannot be used raises :class:`_BadLine`."""
+
+    def __init__(self, raws: Iterator[RawLine]) -> None:
+        self.raws = raws
+        self.number = 0  # the last line handed out
+        self.record_bytes = 0
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self.raws)
+        self.number = raw.number
+        if raw.error is not None:
+            raise _BadLine(raw.error, fatal=True)
+        self.record_bytes += raw.length + 1
+        if raw.cut or self.record_bytes > RECORD_CAP:
+            raise _BadLine(too_long(self.record_bytes))
+        try:
+            return _decode(raw) + "\n"
+        except InputError as exc:
+            raise _BadLine(exc.reason) from None
+
+
+def _next_row(reader: Any) -> list[str]:
+    old = csv.field_size_limit(RECORD_CAP)  # the csv module's own limit is 128 KiB per field
+    try:
+        return next(reader)
+    finally:
+        csv.field_size_limit(old)
+
+
+def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str | None, label_field: str | None,
+                delimiter: str = ",", budget: int, keep: Keep, tally: Tally | None = None,
+                on_wait: Waiter = None) -> Iterator[Record]:
+    """RFC 4180 CSV with a header row naming the columns; quoted fields may hold delimiters and newlines.
+
+    Blank lines are skipped. A header without the asked-for columns is one error for the file.
+    """
+    lines = _CsvLines(physical_lines(stream, RECORD_CAP, "none", tally=tally, on_wait=on_wait))
+    header: Sequence[str] | None = None
+    reader = csv.reader(lines, delimiter=delimiter)
+    while True:
+        start = lines.number + 1
+        lines.record_bytes = 0
+        try:
+            row = _next_row(reader)
+        except StopIteration:
+            if header is None:
+                yield Record(name, None, None, None, error="empty file (no header row)")
+            return
+        except (_BadLine, csv.Error) as exc:
+            fatal = isinstance(exc, _BadLine) and exc.fatal
+            reason = exc.reason if isinstance(exc, _BadLine) else f"not valid CSV: {exc}"
+            yield Record(name, lines.number if fatal else start, None, None, error=reason)
+            if fatal or header is None:
+                return
+            reader = csv.reader(lines, delimiter=delimiter)
+            continue
+        if not row:
+            continue
+        if header is None:
+            header = row
+            wanted = [f for f in (text_field, id_field, label_field) if f is not None]
+            missing = [f for f in wanted if f not in header]
+            if missing:
+                names = ", ".join(repr(f) for f in missing)
+                yield Record(name, start, None, None, error=f"no column {names} in the header (columns: "
+                                                           f"{', '.join(header)})")
+                return
+            continue
+        if len(row) != len(header):
+            yield Record(name, start, None, None, error=f"{len(row)} field{'s' * (len(row) != 1)}; the header has "
+                                                         f"{len(header)}")
+            continue
+        values = dict(zip(reversed(header), reversed(row)))  # a repeated column name: its first one
+        yield make_record(name, start, values, text_field=text_field, id_field=id_field,
+                          label_field=label_field, budget=budget, keep=keep, what="column")
