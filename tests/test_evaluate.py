@@ -270,9 +270,11 @@ def test_label_folders_with_lines(seed_model_dir: Path, tmp_path: Path):
     (tmp_path / "positive" / "a.txt").write_text("A wonderful film.\nI loved it!\n\nBrilliant.\n", encoding="utf-8")
     (tmp_path / "negative" / "b.txt").write_text("Awful.\nBoring and stupid.\n", encoding="utf-8")
     proc = run("evaluate", os.fspath(tmp_path), "--lines", "--model", os.fspath(seed_model_dir), "--format", "json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1  # the empty line is a bad record, as in `predict --lines`
+    assert errors(proc) == [f"edge-infer: error: {tmp_path / 'positive' / 'a.txt'}:3: empty line"]
     doc = json.loads(proc.stdout)
     assert {k: v["support"] for k, v in doc["per_class"].items()} == {"negative": 2, "positive": 3}
+    assert doc["data"] == {"records": 5, "failed": 1}
 
 
 @pytest.mark.parametrize("args", [
@@ -280,6 +282,7 @@ def test_label_folders_with_lines(seed_model_dir: Path, tmp_path: Path):
     ["--target-precision", "1.5"],
     ["--positive", "neutral", "--target-recall", "0.5"],
     ["--jsonl", "--csv"],
+    ["--delimiter", "ab"],
 ])
 def test_bad_options_are_usage_errors(args: list[str], seed_model_dir: Path, tmp_path: Path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": "Great!", "label": "positive"}])
@@ -291,6 +294,15 @@ def test_plot_into_a_directory_is_a_usage_error(seed_model_dir: Path, tmp_path: 
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": "Great!", "label": "positive"}])
     proc = run("evaluate", os.fspath(data), "--model", os.fspath(seed_model_dir), "--plot", os.fspath(tmp_path))
     assert proc.returncode == 2 and "is a directory" in proc.stderr and proc.stdout == ""
+
+
+def test_tsv_by_suffix_and_csv_columns(seed_model_dir: Path, tmp_path: Path):
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("review\tgold\nGreat, I loved it.\tpositive\nAwful, a bore.\tnegative\n", encoding="utf-8")
+    proc = run("evaluate", os.fspath(tsv), "--text-column", "review", "--label-column", "gold", "--model",
+               os.fspath(seed_model_dir), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["data"] == {"records": 2, "failed": 0}
 
 
 def test_unknown_format_is_a_usage_error(seed_model_dir: Path, tmp_path: Path):

@@ -7,11 +7,10 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import numpy as np
 import typer
@@ -19,6 +18,9 @@ import typer
 from edge_infer import exit_codes
 from edge_infer.cli import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
 from edge_infer.cli.options import ModelOption, display_name, model_path, threads_option, threshold_option
+
+if TYPE_CHECKING:
+    from edge_infer.inputs import Kind
 
 CHUNK = 256
 """Texts scored at a time."""
@@ -65,6 +67,9 @@ def evaluate(
                                             help="JSONL field or CSV column with the text.")] = "text",
     label_field: Annotated[str, typer.Option("--label-field", "--label-column", metavar="F",
                                              help="JSONL field or CSV column with the true label.")] = "label",
+    delimiter: Annotated[str | None, typer.Option(
+        "--delimiter", metavar="CHAR", help="CSV field separator ('\\t' or 'tab' for a tab; default: ',', or a "
+                                            "tab for *.tsv files).")] = None,
     model: ModelOption = None,
     int8: Annotated[bool, typer.Option("--int8", help="Use the int8 (quantized) model.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", metavar="N", callback=threads_option,
@@ -104,7 +109,7 @@ def evaluate(
     clf = _load(model, int8, threads)
     pos_index = _check_binary_options(clf, threshold, target_precision, target_recall, positive)
     try:
-        items, failed = _read_all(clf, data, kind, text_field, label_field)
+        items, failed = _read_all(clf, data, kind, text_field, label_field, _delimiter(delimiter))
         _check_labels(clf.labels, items)
         if not items:
             err("no labelled records to evaluate")
@@ -131,11 +136,19 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------- options
 
 
-def _kind(jsonl: bool, csv_: bool, lines: bool) -> str | None:
-    chosen = [name for name, on in (("jsonl", jsonl), ("csv", csv_), ("lines", lines)) if on]
+def _kind(jsonl: bool, csv_: bool, lines: bool) -> Kind | None:
+    flags: tuple[tuple[Kind, bool], ...] = (("jsonl", jsonl), ("csv", csv_), ("lines", lines))
+    chosen = [name for name, on in flags if on]
     if len(chosen) > 1:
         raise typer.BadParameter("give at most one of --jsonl, --csv, --lines", param_hint="'--" + chosen[1] + "'")
     return chosen[0] if chosen else None
+
+
+def _delimiter(value: str | None) -> str | None:
+    sep = {"\\t": "\t", "tab": "\t"}.get(value, value) if value is not None else None
+    if sep is not None and (len(sep) != 1 or sep in ('"', "\n", "\r")):
+        raise typer.BadParameter("must be one character (not a quote or a newline)", param_hint="'--delimiter'")
+    return sep
 
 
 def _target(precision: float | None, recall: float | None) -> tuple[str, float] | None:
@@ -193,11 +206,11 @@ def _check_binary_options(clf: Any, threshold: float | None, target_precision: f
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _read_all(clf: Any, data: list[str], kind: str | None, text_field: str,
-              label_field: str) -> tuple[list[Item], int]:
+def _read_all(clf: Any, data: list[str], kind: Kind | None, text_field: str, label_field: str,
+              delimiter: str | None) -> tuple[list[Item], int]:
     """Every usable record, and how many failed (one stderr line each)."""
     items, failed = [], 0
-    for item in _items(clf, data, kind, text_field, label_field):
+    for item in _items(clf, data, kind, text_field, label_field, delimiter):
         if item.error is None and item.label is None:
             item = item._replace(error=f"no label (field {label_field!r})")
         if item.error is None and (not item.text or item.text.isspace()):
@@ -211,53 +224,60 @@ def _read_all(clf: Any, data: list[str], kind: str | None, text_field: str,
     return items, failed
 
 
-def _items(clf: Any, data: list[str], kind: str | None, text_field: str, label_field: str) -> Iterator[Item]:
+def _items(clf: Any, data: list[str], kind: Kind | None, text_field: str, label_field: str,
+           delimiter: str | None) -> Iterator[Item]:
+    """The records of every DATA argument: JSONL/CSV files (by flag or suffix) or label folders."""
+    from edge_infer.inputs import iter_records
     from edge_infer.reading import byte_budget, keep_side
 
     budget = byte_budget(clf.max_len)
     keep = keep_side(clf.manifest.tokenizer.truncating)
     for arg in data:
         path = Path(arg)
-        if arg != "-" and not (path.exists() or path.is_symlink()):
+        if kind in ("jsonl", "csv"):  # a folder means its *.jsonl / *.csv files, '-' standard input
+            sources: list[tuple[str | None, list[str]]] = [(None, [arg])]
+            file_kind: Kind = kind
+        elif arg != "-" and path.is_dir():
+            sources = [(label, [folder]) for label, folder in _label_folders(path)]
+            file_kind = "lines" if kind == "lines" else "files"
+        elif arg != "-" and not (path.exists() or path.is_symlink()):
             yield Item(arg, None, None, None, "no such file or directory")
             continue
-        if path.is_dir() and arg != "-":
-            for label, files in _label_folders(path):
-                records = _iter_records(files, "lines" if kind == "lines" else "files", budget=budget, keep=keep)
-                yield from (_item(r)._replace(label=label) for r in records)
-            continue
-        file_kind = kind if kind in ("jsonl", "csv") else _kind_of(path)
-        if file_kind is None:
-            raise typer.BadParameter(f"{display_name(arg)}: cannot tell its format: pass --jsonl or --csv (or "
-                                     "give a folder of label folders)", param_hint="'DATA...'")
-        yield from (_item(r) for r in _iter_records([arg], file_kind, text_field=text_field, label_field=label_field,
-                                                    budget=budget, keep=keep))
+        else:
+            file_kind = _kind_of(arg)
+            sources = [(None, [arg])]
+        sep = delimiter or ("\t" if arg.lower().endswith(".tsv") else ",")
+        for label, paths in sources:
+            records = iter_records(paths, file_kind, text_field=text_field, delimiter=sep, budget=budget, keep=keep,
+                                   label_field=None if label is not None else label_field)
+            yield from (Item(r.source, r.line, r.text, r.label if label is None else label, r.error)
+                        for r in records)
 
 
-def _item(record: Any) -> Item:
-    return Item(record.source, record.line, record.text, record.label, record.error)
+def _kind_of(arg: str) -> Kind:
+    """jsonl or csv from a file's suffix, else a usage error."""
+    suffix = Path(arg).suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    raise typer.BadParameter(f"{display_name(arg)}: cannot tell its format: pass --jsonl or --csv (or give a "
+                             "folder of label folders)", param_hint="'DATA...'")
 
 
-def _kind_of(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    return "jsonl" if suffix in (".jsonl", ".ndjson") else "csv" if suffix == ".csv" else None
-
-
-def _label_folders(path: Path) -> list[tuple[str, list[str]]]:
-    """``(label, *.txt files)`` per label subfolder; an aclImdb root (or its parent) means its test split."""
+def _label_folders(path: Path) -> list[tuple[str, str]]:
+    """``(label, folder)`` per label subfolder holding *.txt files; an aclImdb root (or the folder holding
+    it) means its test split, and aclImdb's pos/neg are positive/negative."""
     root = path / "aclImdb" if (path / "aclImdb" / "test").is_dir() else path
     if (root / "test" / "pos").is_dir() or (root / "test" / "neg").is_dir():
         root = root / "test"
     try:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name not in IGNORED_FOLDERS)
+        out = [(FOLDER_LABELS.get(f.name, f.name), os.fspath(f)) for f in folders
+               if any(t.is_file() for t in f.glob("*.txt"))]
     except OSError as exc:
         raise typer.BadParameter(f"{display_name(str(path))}: cannot list: {exc.strerror or exc}",
                                  param_hint="'DATA...'") from None
-    out = []
-    for folder in folders:
-        files = sorted(os.fspath(f) for f in folder.glob("*.txt") if not f.is_dir())
-        if files:
-            out.append((FOLDER_LABELS.get(folder.name, folder.name), files))
     if not out:
         raise typer.BadParameter(f"{display_name(str(path))}: no label subfolders with *.txt files",
                                  param_hint="'DATA...'")
@@ -271,77 +291,6 @@ def _check_labels(known: tuple[str, ...], items: list[Item]) -> None:
         err(f"labels in DATA that the model does not know: {', '.join(map(str, unknown))} (DATA has: "
             f"{', '.join(found)}; the model's labels: {', '.join(known)})")
         raise typer.Exit(exit_codes.USAGE)
-
-
-# ------------------------------------------------------------------- private reader until edge_infer.inputs lands
-
-
-@dataclass(frozen=True)
-class _Record:
-    source: str
-    line: int | None
-    id: str | None
-    text: str | None
-    label: str | None
-    error: str | None
-
-
-def _iter_records(sources: Iterable[str], kind: str, *, text_field: str = "text", label_field: str | None = None,
-                  delimiter: str = ",", budget: int, keep: Any) -> Iterator[_Record]:
-    """Minimal stand-in for ``edge_infer.inputs.iter_records`` (files, lines, jsonl, csv)."""
-    from edge_infer.reading import InputError, read_text_file
-
-    for source in sources:
-        if kind == "files":
-            try:
-                yield _Record(source, None, None, read_text_file(source, budget, keep), None, None)
-            except InputError as exc:
-                yield _Record(source, None, None, None, None, exc.reason)
-            continue
-        try:
-            with (open(sys.stdin.fileno(), encoding="utf-8", newline="", closefd=False) if source == "-" else
-                  open(source, encoding="utf-8", newline="")) as handle:
-                yield from _records_of(source, handle, kind, text_field, label_field, delimiter)
-        except (OSError, UnicodeDecodeError) as exc:
-            yield _Record(source, None, None, None, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}")
-
-
-def _records_of(source: str, handle: Any, kind: str, text_field: str, label_field: str | None,
-                delimiter: str) -> Iterator[_Record]:
-    if kind == "lines":
-        for n, line in enumerate(handle, 1):
-            if line.strip():
-                yield _Record(source, n, None, line.rstrip("\r\n"), None, None)
-        return
-    if kind == "csv":
-        import csv
-
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        for row in reader:
-            yield _fields(source, reader.line_num, row, text_field, label_field)
-        return
-    for n, line in enumerate(handle, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield _Record(source, n, None, None, None, f"not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(obj, dict):
-            yield _Record(source, n, None, None, None, "not a JSON object")
-            continue
-        yield _fields(source, n, obj, text_field, label_field)
-
-
-def _fields(source: str, n: int, obj: dict[str, Any], text_field: str, label_field: str | None) -> _Record:
-    text = obj.get(text_field)
-    if not isinstance(text, str):
-        return _Record(source, n, None, None, None, f"no text field {text_field!r}")
-    label = obj.get(label_field) if label_field is not None else None
-    if label_field is not None and (label is None or label == ""):
-        return _Record(source, n, None, None, None, f"no label field {label_field!r}")
-    return _Record(source, n, None, text, None if label is None else str(label), None)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
