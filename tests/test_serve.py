@@ -34,8 +34,8 @@ START_TIMEOUT = 60.0
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, **extra)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
@@ -43,10 +43,11 @@ def _env() -> dict[str, str]:
 class Server:
     """``python -m edge_infer serve --port 0 ...`` in a subprocess; its stderr lines are collected."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, pause: float = 0.0) -> None:
+        env = _env(EDGE_INFER_SERVE_TEST_PAUSE=str(pause)) if pause else _env()
         self.proc = subprocess.Popen([sys.executable, "-m", "edge_infer", "serve", "--host", HOST, "--port", "0",
                                       *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=_env(), cwd=REPO)
+                                     stderr=subprocess.PIPE, env=env, cwd=REPO)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -267,19 +268,25 @@ def test_access_log_has_one_line_per_request(server: Server):
 # --------------------------------------------------------------------------- queue, timeout, shutdown
 
 
+def _wait_for(srv: Server, metric: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and metric not in srv.request("GET", "/metrics")[2]:
+        time.sleep(0.05)
+
+
 def test_full_queue_is_503_with_retry_after_and_slow_requests_time_out(seed_model_dir: Path):
-    # Batches wait 3 s for company; requests give up after 1.5 s; two may wait.
-    srv = Server("--model", str(seed_model_dir), "--max-batch-delay", "3000", "--max-queue", "2",
-                 "--timeout", "1.5", "--threads", "1")
+    # Each batch takes 3 s (test pause), one request per batch; requests give up after 1.5 s; two may wait.
+    srv = Server("--model", str(seed_model_dir), "--max-batch-delay", "0", "--max-queue", "2",
+                 "--timeout", "1.5", "--threads", "1", pause=3.0)
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            waiting = [pool.submit(srv.predict, {"text": t}) for t in TINY_SENTENCES[:2]]
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and "edge_infer_queue_depth 2" not in srv.request("GET", "/metrics")[2]:
-                time.sleep(0.05)
-            status, head, doc = srv.predict({"text": TINY_SENTENCES[2]})
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            running = pool.submit(srv.predict, {"text": TINY_SENTENCES[0]})
+            _wait_for(srv, "edge_infer_batch_size_count 1")
+            waiting = [pool.submit(srv.predict, {"text": t}) for t in TINY_SENTENCES[1:3]]
+            _wait_for(srv, "edge_infer_queue_depth 2")
+            status, head, doc = srv.predict({"text": TINY_SENTENCES[3]})
             assert status == 503 and doc["error"]["code"] == "queue_full" and head["retry-after"] == "1"
-            for future in waiting:
+            for future in [running, *waiting]:
                 status, _, doc = future.result(timeout=20)
                 assert status == 504 and doc["error"]["code"] == "timeout"
         assert srv.request("GET", "/healthz")[0] == 200
@@ -289,18 +296,13 @@ def test_full_queue_is_503_with_retry_after_and_slow_requests_time_out(seed_mode
 
 def test_sigterm_finishes_requests_in_flight_then_exits(seed_model_dir: Path):
     clf = SentimentClassifier.load(seed_model_dir, threads=1)
-    srv = Server("--model", str(seed_model_dir), "--max-batch-delay", "5000", "--log-format", "json",
-                 "--threads", "1")
+    srv = Server("--model", str(seed_model_dir), "--log-format", "json", "--threads", "1", pause=1.0)
     try:
         with ThreadPoolExecutor(max_workers=3) as pool:
             futures = [pool.submit(srv.predict, {"texts": [t]}) for t in TINY_SENTENCES[:3]]
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and "edge_infer_queue_depth 3" not in srv.request("GET", "/metrics")[2]:
-                time.sleep(0.05)
-            started = time.monotonic()
+            _wait_for(srv, "edge_infer_requests_in_flight 4")  # the three, and this /metrics request
             srv.proc.send_signal(signal.SIGTERM)
             answers = [f.result(timeout=20) for f in futures]
-        assert time.monotonic() - started < 4  # the drain did not wait out the 5 s batch window
         assert [status for status, _, _ in answers] == [200] * 3
         assert [doc["predictions"][0] for _, _, doc in answers] == _expected(clf, TINY_SENTENCES[:3])
         assert srv.proc.wait(20) == 0
@@ -310,6 +312,7 @@ def test_sigterm_finishes_requests_in_flight_then_exits(seed_model_dir: Path):
         srv.stop()
     records = [json.loads(line) for line in srv.lines if line.startswith("{")]
     assert len(records) == len(srv.lines), srv.lines  # --log-format json: every line is JSON
+    assert any(r["message"].startswith("shutting down") for r in records)
     access = [r for r in records if r.get("event") == "access" and r["path"] == "/v1/predict"]
     assert len(access) == 3 and all(r["status"] == 200 and r["texts"] == 1 and r["latency_ms"] > 0 for r in access)
 
@@ -328,3 +331,44 @@ def test_workers_processes_share_the_port(seed_model_dir: Path):
         assert status == 200 and doc["predictions"][0]["label"] == "positive"
     finally:
         assert srv.stop() == 0
+
+
+# --------------------------------------------------------------------------- the batcher alone
+
+
+def test_batcher_gathers_concurrent_jobs_and_never_delays_a_lone_one():
+    import asyncio
+
+    from edge_infer.server.batcher import MicroBatcher
+
+    def run(work):
+        return [[text.upper() for text in texts] for texts, _ in work]
+
+    async def scenario() -> tuple[list[int], list[int], list[int], float]:
+        lone: list[int] = []
+        alone = MicroBatcher(run, max_delay_s=1.0, max_batch_size=64, max_queue=8, on_batch=lone.append,
+                             arriving=lambda: 0)
+        alone.start()
+        start = time.monotonic()
+        assert await alone.submit(["a"], None, 5) == ["A"]
+        elapsed = time.monotonic() - start
+        await alone.stop()
+
+        gathered: list[int] = []
+        on = MicroBatcher(run, max_delay_s=0.2, max_batch_size=64, max_queue=64, on_batch=gathered.append)
+        on.start()
+        answers = await asyncio.gather(*(on.submit([f"t{i}", "x"], None, 5) for i in range(10)))
+        assert answers == [[f"T{i}", "X"] for i in range(10)]
+        await on.stop()
+
+        single: list[int] = []
+        off = MicroBatcher(run, max_delay_s=0.0, max_batch_size=64, max_queue=64, on_batch=single.append)
+        off.start()
+        await asyncio.gather(*(off.submit([f"t{i}"], None, 5) for i in range(5)))
+        await off.stop()
+        return lone, gathered, single, elapsed
+
+    lone, gathered, single, elapsed = asyncio.run(scenario())
+    assert lone == [1] and elapsed < 0.5  # no other request arriving: the 1 s window is not waited
+    assert gathered == [20]  # ten concurrent jobs of two texts: one batch
+    assert single == [1] * 5  # --max-batch-delay 0: one job per call

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -30,6 +31,8 @@ log = logging.getLogger(logs.LOGGER)
 TEXTS_KEY = "edge_infer.texts"
 """Scope key where the predict route leaves how many texts a request had (for the access line)."""
 ROUTES = ("/v1/predict", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json")
+TEST_PAUSE_ENV = "EDGE_INFER_SERVE_TEST_PAUSE"
+"""Tests only: seconds the worker thread sleeps before each batch, to hold requests in flight."""
 ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
 
 
@@ -42,9 +45,12 @@ class ServerState:
         self.limits = Limits(settings.max_body_bytes, settings.max_texts, settings.max_text_chars)
         self.batcher = MicroBatcher(self.run_batch, max_delay_s=settings.max_batch_delay_ms / 1000,
                                     max_batch_size=settings.max_batch_size, max_queue=settings.max_queue,
-                                    on_batch=self._batch_done)
+                                    on_batch=self._batch_done, arriving=lambda: self.arriving)
         self.metrics = Metrics(lambda: self.batcher.depth)
         self.draining = False
+        self.arriving = 0
+        """Predict requests being read and checked, not yet handed to the batcher."""
+        self._pause = float(os.environ.get(TEST_PAUSE_ENV, "0") or 0)
 
     def _batch_done(self, texts: int) -> None:
         self.metrics.batch_done(texts)
@@ -52,6 +58,8 @@ class ServerState:
     def run_batch(self, work: Sequence[tuple[Sequence[str], float | None]]) -> list[list[dict[str, Any]]]:
         """In the worker thread: one classifier call for all texts of the batch, answers split per request."""
         clf = self.loaded.classifier
+        if self._pause > 0:
+            time.sleep(self._pause)
         probabilities = clf.probabilities([text for texts, _ in work for text in texts])
         out, start = [], 0
         for texts, threshold in work:
@@ -126,8 +134,13 @@ def routes(state: ServerState) -> list[Route]:
     async def predict(request: Request) -> Response:
         if state.draining:
             raise ApiError(503, "shutting_down", "the server is shutting down", {"Connection": "close"})
-        body = await read_body(request, state.limits.max_body_bytes)
-        req = parse_predict(body, state.limits, binary=clf.binary)
+        state.arriving += 1
+        try:
+            body = await read_body(request, state.limits.max_body_bytes)
+            req = parse_predict(body, state.limits, binary=clf.binary)
+        finally:
+            state.arriving -= 1
+            state.batcher.nudge()
         request.scope[TEXTS_KEY] = len(req.texts)
         try:
             answers = await state.batcher.submit(req.texts, req.threshold, settings.timeout_s)

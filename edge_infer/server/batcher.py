@@ -1,11 +1,14 @@
 """The micro-batcher: concurrent requests gathered for a short window, run as one batch in a worker thread.
 
-Each request is a *job* (its texts and threshold). The first job in an empty queue opens a window of
-``max_delay_s``; jobs arriving in it join, until the window closes or ``max_batch_size`` texts are
-waiting. The gathered jobs run as one call on a single worker thread (the classifier sorts the texts by
-length and cuts them into ONNX Runtime batches), while the event loop keeps accepting requests; jobs
-that arrived during that call have already waited longer than the window, so the next batch starts at
-once. ``max_delay_s == 0`` turns batching off: one job per call. A job is never split across calls.
+Each request is a *job* (its texts and threshold). When the worker is free, the oldest waiting job
+opens a window of ``max_delay_s``; jobs arriving in it join, until the window closes or
+``max_batch_size`` texts are waiting. The window is only waited while ``arriving()`` says other
+requests are already being received (their bodies read and checked): a lone request never waits, so
+batching costs nothing at concurrency 1. The gathered jobs run as one call on a single worker thread
+(the classifier sorts the texts by length and cuts them into ONNX Runtime batches) while the event loop
+keeps accepting requests; jobs that arrive during that call have waited longer than the window, so the
+next batch takes them at once. ``max_delay_s == 0`` turns batching off: one job per call. A job is never
+split across calls.
 
 The queue holds at most ``max_queue`` jobs; :meth:`MicroBatcher.submit` raises :class:`QueueFull`
 beyond that instead of letting the queue grow.
@@ -48,12 +51,14 @@ class _Job:
 class MicroBatcher:
     """Gathers jobs into batches and runs them with ``run_batch`` on one worker thread.
 
-    ``on_batch(texts)`` is called (in the event loop) with the size of every batch run.
+    ``on_batch(texts)`` is called (in the event loop) with the size of every batch run; ``arriving()``
+    counts requests received but not yet submitted (default: none, so windows are always waited in full).
     """
 
     def __init__(self, run_batch: RunBatch, *, max_delay_s: float, max_batch_size: int, max_queue: int,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, arriving: Callable[[], int] | None = None) -> None:
         self._run_batch = run_batch
+        self._arriving = arriving
         self.max_delay_s = max_delay_s
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
@@ -75,6 +80,10 @@ class MicroBatcher:
         """Start the batching task (call inside the running event loop)."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="edge-infer-batch")
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="edge-infer-batcher")
+
+    def nudge(self) -> None:
+        """Something the window may be waiting for changed (a request arrived or gave up before submitting)."""
+        self._wake.set()
 
     def drain(self) -> None:
         """Stop waiting for batch windows: what is queued runs now (on shutdown)."""
@@ -148,8 +157,10 @@ class MicroBatcher:
                     job.future.set_result(result)
 
     async def _gather(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        """Wait until the window closes or the batch is full (or the batcher is draining)."""
+        """Wait until the window closes, the batch is full, no other request is arriving, or the batcher drains."""
         while not self._flush and self._pending_texts < self.max_batch_size:
+            if self._arriving is not None and self._arriving() == 0:
+                return
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
