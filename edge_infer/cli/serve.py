@@ -51,7 +51,8 @@ def serve(
     int8: Annotated[bool, typer.Option("--int8", help="Use the int8 (quantized) model.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", metavar="N", callback=threads_option,
                                                 help="ONNX Runtime intra-op threads per process, 1 to 256 "
-                                                     "(default: one per core).")] = None,
+                                                     "(default: one less than the CPUs, at least 1: the "
+                                                     "event loop needs a core).")] = None,
     workers: Annotated[int, typer.Option("--workers", metavar="N", callback=_positive,
                                          help="Server processes, each loading the model.")] = 1,
     max_batch_delay: Annotated[float, typer.Option("--max-batch-delay", metavar="MS", callback=_delay,
