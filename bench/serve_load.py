@@ -122,7 +122,7 @@ class Level:
                 "p95_ms": float(np.percentile(lat, 95)), "p99_ms": float(np.percentile(lat, 99))}
 
 
-async def drive(port: int, bodies: list[bytes], labels: list[str], concurrency: int, seconds: float,
+async def drive(port: int, bodies: list[bytes], labels: list[list[str]], concurrency: int, seconds: float,
                 warmup: float = 1.0) -> Level:
     """``concurrency`` keep-alive connections sending reviews round-robin for ``seconds`` (after a warm-up);
     every answer's label is checked against the library's."""
@@ -146,10 +146,10 @@ async def drive(port: int, bodies: list[bytes], labels: list[str], concurrency: 
                 if sent < measure_from:
                     continue
                 level.requests += 1
-                if status != 200 or json.loads(answer)["predictions"][0]["label"] != labels[i]:
+                if status != 200 or [p["label"] for p in json.loads(answer)["predictions"]] != labels[i]:
                     level.errors += 1
                     continue
-                level.reviews += 1
+                level.reviews += len(labels[i])
                 level.latencies_ms.append((done - sent) * 1000)
         finally:
             writer.close()
@@ -183,34 +183,42 @@ def library(clf: SentimentClassifier, reviews: list[str], repeats: int) -> dict:
 # --------------------------------------------------------------------------- run and report
 
 
-def run_mode(name: str, server_args: list[str], bodies: list[bytes], labels: list[str], seconds: float,
-             levels: tuple[int, ...]) -> dict:
+def run_mode(name: str, server_args: list[str], bodies: list[bytes], labels: list[list[str]], seconds: float,
+             levels: tuple[int, ...], grouped: tuple[list[bytes], list[list[str]]] | None = None) -> dict:
+    """Each concurrency level with one review per request; with ``grouped``, also c=16 with
+    several reviews per request (key ``"16x<n>"``)."""
     srv = ServerProcess(server_args)
     try:
         results = {}
-        for c in levels:
-            level = asyncio.run(drive(srv.port, bodies, labels, c, seconds))
-            results[str(c)] = level.summary()
-            s = results[str(c)]
-            print(f"  {name:<14} c={c:<3} {s['reviews_per_s']:8.0f} reviews/s  p50 {s['p50_ms']:7.2f} ms  "
+        runs = [(str(c), c, bodies, labels) for c in levels]
+        if grouped is not None:
+            runs.append((f"16x{len(grouped[1][0])}", 16, *grouped))
+        for key, c, b, lab in runs:
+            level = asyncio.run(drive(srv.port, b, lab, c, seconds))
+            results[key] = s = level.summary()
+            print(f"  {name:<14} c={key:<5} {s['reviews_per_s']:8.0f} reviews/s  p50 {s['p50_ms']:7.2f} ms  "
                   f"p95 {s['p95_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  errors {s['errors']}", flush=True)
         return results
     finally:
         srv.stop()
 
 
-def rss_run(server_args: list[str], bodies: list[bytes], labels: list[str], seconds: float) -> dict:
-    """RSS of the server before and after ``seconds`` of load at concurrency 64 (after a 5 s warm-up)."""
+def rss_run(server_args: list[str], bodies: list[bytes], labels: list[list[str]], seconds: float) -> dict:
+    """RSS of the server over ``seconds`` of load at concurrency 64 (after a 5 s warm-up), sampled every 5 s."""
     srv = ServerProcess(server_args)
+    samples, requests, errors = [], 0, 0
     try:
         asyncio.run(drive(srv.port, bodies, labels, 64, 5.0, warmup=0.0))
-        before = srv.rss_bytes()
-        level = asyncio.run(drive(srv.port, bodies, labels, 64, seconds, warmup=0.0))
-        after = srv.rss_bytes()
+        samples.append(srv.rss_bytes() / 2**20)
+        for _ in range(max(1, round(seconds / 5))):
+            level = asyncio.run(drive(srv.port, bodies, labels, 64, 5.0, warmup=0.0))
+            requests, errors = requests + level.requests, errors + level.errors
+            samples.append(srv.rss_bytes() / 2**20)
     finally:
         srv.stop()
-    return {"seconds": seconds, "rss_before_mb": before / 2**20, "rss_after_mb": after / 2**20,
-            "growth": (after - before) / before, "requests": level.requests, "errors": level.errors}
+    return {"seconds": seconds, "rss_before_mb": samples[0], "rss_after_mb": samples[-1],
+            "growth": (samples[-1] - samples[0]) / samples[0], "samples_mb": samples, "requests": requests,
+            "errors": errors}
 
 
 def main() -> None:
@@ -223,6 +231,7 @@ def main() -> None:
                         help="the server's ONNX Runtime threads (default: the server's default)")
     parser.add_argument("--batch-delay", type=float, default=2.0, help="--max-batch-delay (ms) with batching on")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--group", type=int, default=16, help="reviews per request in the extra c=16 run (1: skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve")
     args = parser.parse_args()
     began = time.perf_counter()
@@ -240,7 +249,7 @@ def main() -> None:
     for threads in dict.fromkeys([None, server_threads]):  # the library's default, and the server's count
         clf = SentimentClassifier.load(args.model, threads=threads)
         if not sides:
-            labels = [p.label for p in clf.predict(reviews)]
+            review_labels = [p.label for p in clf.predict(reviews)]
         sides[f"threads={threads or 'default'}"] = result = library(clf, reviews, args.repeats)
         print(f"  library threads={threads or 'default':<7} batch {result['batch_reviews_per_s']:8.0f} reviews/s  "
               f"batch-1 p50 {result['batch1_p50_ms']:.3f} ms", flush=True)
@@ -248,9 +257,13 @@ def main() -> None:
     lib = {"sides": sides, "batch_reviews_per_s": max(r["batch_reviews_per_s"] for r in sides.values()),
            "batch1_p50_ms": min(r["batch1_p50_ms"] for r in sides.values())}
     bodies = [json.dumps({"text": r}).encode() for r in reviews]
+    labels = [[label] for label in review_labels]
+    n = args.group
+    grouped = ([json.dumps({"texts": reviews[i:i + n]}).encode() for i in range(0, len(reviews) - n + 1, n)],
+               [review_labels[i:i + n] for i in range(0, len(reviews) - n + 1, n)])
     common = ["--model", args.model, "--threads", str(server_threads)]
     on = run_mode("batching on", [*common, "--max-batch-delay", str(args.batch_delay)], bodies, labels,
-                  args.seconds, LEVELS)
+                  args.seconds, LEVELS, grouped if n > 1 else None)
     off = run_mode("batching off", [*common, "--max-batch-delay", "0"], bodies, labels, args.seconds, LEVELS)
     rss = (rss_run([*common, "--max-batch-delay", str(args.batch_delay)], bodies, labels, args.rss_seconds)
            if args.rss_seconds > 0 else None)
@@ -313,8 +326,9 @@ def report(doc: dict) -> str:
         f"| c=1: server p50 - library batch-1 p50 | {ratios['c1_added_p50_ms']:+.3f} ms | <= 1 ms | "
         f"{yes('c1_added_p50_ms')} |",
         "| RSS growth over the RSS run | "
-        + (f"{100 * rss['growth']:+.1f} % ({rss['rss_before_mb']:.0f} -> {rss['rss_after_mb']:.0f} MiB, "
-           f"{rss['seconds']:g} s at c=64)" if rss else "not run") + f" | < 10 % | {yes('rss_growth')} |", "",
+        + (f"{100 * rss['growth']:+.1f} % ({rss['seconds']:g} s at c=64; MiB every 5 s: "
+           + " ".join(f"{x:.0f}" for x in rss["samples_mb"]) + ")" if rss else "not run")
+        + f" | < 10 % | {yes('rss_growth')} |", "",
         "## Side by side", "",
         "Library: `SentimentClassifier.predict` in one process (the server runs one), on all reviews in one "
         "call, median of repeats; measured alone before the servers start, with its default threads and with "
@@ -331,7 +345,8 @@ def report(doc: dict) -> str:
     ]
     for name, mode in (("on", on), ("off", off)):
         for c, s in mode.items():
-            lines.append(f"| {name} | {c} | {s['requests_per_s']:.0f} | {s['reviews_per_s']:.0f} | "
+            lines.append(f"| {name} | {c.replace('x', ' (x', 1) + ' per request)' if 'x' in c else c} | "
+                         f"{s['requests_per_s']:.0f} | {s['reviews_per_s']:.0f} | "
                          f"{s['reviews_per_s'] / lib['batch_reviews_per_s']:.2f}x | {s['p50_ms']:.2f} ms | "
                          f"{s['p95_ms']:.2f} ms | {s['p99_ms']:.2f} ms | {s['errors']} |")
     lines += ["", "Errors count non-200 answers and labels differing from the library's. The load generator "
