@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 from types import FrameType
@@ -41,7 +42,7 @@ def url(sock: socket.socket) -> str:
 
 def _config(app: object, settings: Settings, **extra: object) -> uvicorn.Config:
     return uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,  # type: ignore[arg-type]
-                          timeout_graceful_shutdown=int(settings.graceful_timeout_s), **extra)  # type: ignore[arg-type]
+                          timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_s), **extra)  # type: ignore[arg-type]
 
 
 class _Server(uvicorn.Server):
