@@ -327,7 +327,9 @@ def report(doc: dict) -> str:
         f"{yes('c1_added_p50_ms')} |",
         "| RSS growth over the RSS run | "
         + (f"{100 * rss['growth']:+.1f} % ({rss['seconds']:g} s at c=64; MiB every 5 s: "
-           + " ".join(f"{x:.0f}" for x in rss["samples_mb"]) + ")" if rss else "not run")
+           + " ".join(f"{x:.0f}" for x in rss["samples_mb"])
+           + f"; from the 2nd sample on: {100 * (rss['samples_mb'][-1] / rss['samples_mb'][1] - 1):+.1f} %)"
+           if rss else "not run")
         + f" | < 10 % | {yes('rss_growth')} |", "",
         "## Side by side", "",
         "Library: `SentimentClassifier.predict` in one process (the server runs one), on all reviews in one "
