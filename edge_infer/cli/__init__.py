@@ -78,6 +78,7 @@ def _root(
 from edge_infer.cli import evaluate as _evaluate  # noqa: E402,F401
 from edge_infer.cli import info as _info  # noqa: E402,F401  (registers the command)
 from edge_infer.cli import predict as _predict  # noqa: E402,F401
+from edge_infer.cli import serve as _serve  # noqa: E402,F401
 
 
 def _quiet_stdout() -> None:

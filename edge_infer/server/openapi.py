@@ -1,0 +1,83 @@
+"""The API's OpenAPI 3 document, written by hand (served at ``GET /openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_VERSION = "1"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of this server (``version``: the edge-infer package version)."""
+    json_doc = {"application/json": {"schema": {"type": "object"}}}
+    text_plain = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "edge-infer", "version": version,
+                 "description": "Movie-review sentiment with ONNX Runtime. API version 1 (paths under /v1)."},
+        "paths": {
+            "/v1/predict": {"post": {
+                "summary": "Classify one or more texts (same labels and scores as SentimentClassifier.predict).",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
+                "responses": {
+                    "200": {"description": "One prediction per text, in request order.", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}}},
+                    "400": _error("invalid_json: the body is not JSON (or not UTF-8)."),
+                    "413": _error("body_too_large, too_many_texts or text_too_long."),
+                    "422": _error("invalid_request, empty_text or invalid_threshold."),
+                    "503": _error("queue_full (with Retry-After) or shutting_down."),
+                    "504": _error("timeout: no answer within the server's --timeout."),
+                }}},
+            "/v1/info": {"get": {"summary": "The model's manifest, as `edge-infer info --format json` prints it.",
+                                 "responses": {"200": {"description": "Manifest plus path and verified.",
+                                                       "content": json_doc}}}},
+            "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {"description": "Alive.",
+                                                                               "content": json_doc}}}},
+            "/readyz": {"get": {"summary": "Readiness: the model is loaded and verified, not shutting down.",
+                                "responses": {"200": {"description": "Ready.", "content": json_doc},
+                                              "503": _error("shutting_down.")}}},
+            "/metrics": {"get": {"summary": "Prometheus text exposition format 0.0.4.",
+                                 "responses": {"200": {"description": "Metrics.", "content": text_plain}}}},
+            "/openapi.json": {"get": {"summary": "This document.",
+                                      "responses": {"200": {"description": "OpenAPI 3.", "content": json_doc}}}},
+        },
+        "components": {"schemas": {
+            "PredictRequest": {
+                "type": "object", "additionalProperties": False,
+                "description": "Exactly one of text, texts or items. Texts must not be empty or whitespace-only.",
+                "properties": {
+                    "text": {"type": "string"},
+                    "texts": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                    "items": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["id", "text"], "additionalProperties": False,
+                        "properties": {"id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                                       "text": {"type": "string"}}}},
+                    "threshold": {"type": "number", "minimum": 0, "maximum": 1,
+                                  "description": "Overrides the model's threshold (two-label models only)."},
+                }},
+            "Prediction": {
+                "type": "object", "required": ["label", "score", "scores"],
+                "properties": {
+                    "id": {"oneOf": [{"type": "string"}, {"type": "integer"}],
+                           "description": "The item's id (items form only)."},
+                    "label": {"type": "string"},
+                    "score": {"type": "number", "description": "Two labels: P(labels[1]); more: the winner's."},
+                    "scores": {"type": "object", "additionalProperties": {"type": "number"},
+                               "description": "Every label's probability, in the model's label order."},
+                }},
+            "PredictResponse": {
+                "type": "object", "required": ["model", "predictions"],
+                "properties": {"model": {"type": "string"},
+                               "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
+            "Error": {
+                "type": "object", "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}}}}},
+        }},
+    }
