@@ -376,3 +376,16 @@ def source_spec(data: str | os.PathLike[str], text_field: str | None = None, lab
     """A :class:`SourceSpec` from command-line strings (``labels`` as ``a,b,c`` or a sequence)."""
     order = parse_labels(labels) if isinstance(labels, str) or labels is None else tuple(labels)
     return SourceSpec(Path(data), text_field, label_field, order, Path(test_data) if test_data else None)
+
+
+def test_split(spec: SourceSpec, seed: int) -> tuple[Split, bool]:
+    """(test split, equal_draws) of ``spec`` as training made it: ``spec.test_data`` alone when given (every
+    row), else the aclImdb test split or the seeded held-out share of ``spec.data``. ``spec.labels`` must be
+    the model's labels, in order."""
+    if spec.test_data is None:
+        data = load_dataset(spec, seed)
+        return data.test, data.equal_draws
+    rows = _test_rows(spec)
+    labels = spec.labels or tuple(sorted(set(rows.names)))
+    equal = kind_of(spec.test_data) == "aclimdb" and (spec.label_field or SENTIMENT) == SENTIMENT and labels == LABELS
+    return _split(rows, labels), equal
