@@ -74,10 +74,10 @@ def _reviews(args: argparse.Namespace, training):
     """The labelled gate reviews: a seeded stratified sample of ``--reviews`` from the test split."""
     from export.pipeline import Reviews
     from train.data import stratified_indices, subset
-    from train.sources import test_split
+    from train.sources import load_test_split
 
     seed = training.settings.get("seed", SEED)  # the held-out test split is the training's seeded draw
-    test, equal = test_split(_gate_source(args, training), seed if isinstance(seed, int) else SEED)
+    test, equal = load_test_split(_gate_source(args, training), seed if isinstance(seed, int) else SEED)
     count = args.reviews
     if count and count < len(test):
         test = subset(test, stratified_indices(test.labels, count, SEED, classes=len(training.labels),

@@ -378,7 +378,7 @@ def source_spec(data: str | os.PathLike[str], text_field: str | None = None, lab
     return SourceSpec(Path(data), text_field, label_field, order, Path(test_data) if test_data else None)
 
 
-def test_split(spec: SourceSpec, seed: int) -> tuple[Split, bool]:
+def load_test_split(spec: SourceSpec, seed: int) -> tuple[Split, bool]:
     """(test split, equal_draws) of ``spec`` as training made it: ``spec.test_data`` alone when given (every
     row), else the aclImdb test split or the seeded held-out share of ``spec.data``. ``spec.labels`` must be
     the model's labels, in order."""
