@@ -30,23 +30,58 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keras", required=True, type=Path,
                    help="the model.keras to export; vocab.txt and training_report.json must lie beside it")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
-    p.add_argument("--data", type=Path, default=default_data_path(),
-                   help="aclImdb folder or .tar.gz for the test reviews (default: %(default)s)")
+    p.add_argument("--data", type=Path,
+                   help="the training's --data (aclImdb folder or .tar.gz, .csv, .jsonl, FOLDER/<label>/*.txt): the "
+                        "gates read its test split (aclImdb's, or the seeded 20 %% held out in training); default: the "
+                        f"source the training report records, else {default_data_path()}")
+    p.add_argument("--test-data", type=Path,
+                   help="a labelled test source whose every row is a gate review (default: the training's)")
+    p.add_argument("--text-field", help="CSV column / JSON key of the text (default: the training's)")
+    p.add_argument("--label-field", help="CSV column / JSON key of the label (default: the training's)")
     p.add_argument("--reviews", type=int, default=5000,
-                   help="stratified sample of test reviews for the gates; 0 = all 25,000 (default: %(default)s)")
+                   help="stratified sample of test reviews for the gates; 0 = all (default: %(default)s)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
     p.add_argument("--name", help="model name in the manifest (default: the output folder's name)")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors")
     return p
 
 
-def _reviews(data: Path, count: int):
-    from export.pipeline import Reviews
-    from train.data import load_imdb, stratified_indices, subset
+def _recorded(training, role: str) -> Path | None:
+    """The path of the ``role`` source ("data" or "test") the training report records, if it still exists."""
+    sources = training.data.sources if training.data is not None else None
+    for source in sources or ():
+        if source.get("role") == role and isinstance(source.get("path"), str) and Path(source["path"]).exists():
+            return Path(source["path"])
+    return None
 
-    test = load_imdb(data).test
+
+def _gate_source(args: argparse.Namespace, training):
+    """The test source of the gates: the command line's, else the one training used."""
+    from train.data import default_data_path
+    from train.sources import SourceSpec
+
+    info = training.data
+    data = args.data or _recorded(training, "data") or default_data_path()
+    test_data = args.test_data
+    if test_data is None and args.data is None and info is not None and (info.test_split or {}).get("from") == \
+            "test-data":
+        test_data = _recorded(training, "test")
+    return SourceSpec(data, args.text_field or (info.text_field if info else None),
+                      args.label_field or (info.label_field if info else None), training.labels, test_data)
+
+
+def _reviews(args: argparse.Namespace, training):
+    """The labelled gate reviews: a seeded stratified sample of ``--reviews`` from the test split."""
+    from export.pipeline import Reviews
+    from train.data import stratified_indices, subset
+    from train.sources import load_test_split
+
+    seed = training.settings.get("seed", SEED)  # the held-out test split is the training's seeded draw
+    test, equal = load_test_split(_gate_source(args, training), seed if isinstance(seed, int) else SEED)
+    count = args.reviews
     if count and count < len(test):
-        test = subset(test, stratified_indices(test.labels, count, SEED))
+        test = subset(test, stratified_indices(test.labels, count, SEED, classes=len(training.labels),
+                                               proportional=not equal))
     return Reviews(list(test.texts), test.labels)
 
 
@@ -63,7 +98,7 @@ def _run(args: argparse.Namespace):
     from export.pipeline import export_model, load_source
 
     source = load_source(args.keras)  # refuse a bad model folder before reading 80 MB of reviews
-    return export_model(source, _reviews(args.data, args.reviews), args.out, name=args.name, int8=not args.no_int8)
+    return export_model(source, _reviews(args, source.training), args.out, name=args.name, int8=not args.no_int8)
 
 
 def _summary(result) -> None:

@@ -1,5 +1,9 @@
 """The parity gate: Keras and the runtime's ONNX scoring must give the same probabilities on the same reviews.
 
+A binary model's score is P(labels[1]), one number per review, and its label comes from the threshold; a
+model of N >= 3 labels gives N probabilities per review, its label is the argmax, and a review's
+difference is the largest over its N probabilities.
+
 The ONNX side is exactly what users run: :func:`edge_infer.inference.new_session` (the runtime's session
 options) and :class:`edge_infer.inference.OnnxScorer` (its batch-1 path for one text, its length-sorted
 token-budget batches for many).
@@ -41,21 +45,42 @@ class Case:
     review: int | None = None  # position in the review list, for real reviews
 
 
+def predicted(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Class indices: ``score >= threshold`` for binary scores ``[n]``, the argmax for probabilities ``[n, N]``."""
+    scores = np.asarray(scores)
+    if scores.ndim == 1:
+        return (scores >= threshold).astype(np.int64)
+    return np.argmax(scores, axis=1)
+
+
+def case_diffs(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each case's absolute difference: of the score, or the largest over its class probabilities."""
+    diff = np.abs(np.asarray(scores) - np.asarray(reference))
+    return diff if diff.ndim == 1 else diff.max(axis=1)
+
+
 @dataclass(frozen=True)
 class Scoring:
-    """How the model folder's ONNX files are scored: the tokenizer, the length mode, the threshold."""
+    """How the model folder's ONNX files are scored: the tokenizer, the length mode, the threshold, and the
+    output width (``classes``: 1 for a binary model's P(labels[1]), else the number of labels)."""
 
     tokenizer: Tokenizer
     dynamic_length: bool
     threshold: float
+    classes: int = 1
 
     def scorer(self, model: bytes | str | os.PathLike[str], threads: int) -> OnnxScorer:
         """The runtime's scorer on a new session; the graph signature is checked like the runtime does."""
         session = new_session(model, threads)
         check_signature(session, input_name=INPUT_NAME, output_name=OUTPUT_NAME, max_len=self.tokenizer.max_len,
-                        dynamic_length=self.dynamic_length)
+                        dynamic_length=self.dynamic_length, classes=self.classes)
         return OnnxScorer(session, self.tokenizer.max_len, self.tokenizer.padding, self.dynamic_length, INPUT_NAME,
                           OUTPUT_NAME, PAD_ID)
+
+    def scores(self, scorer: OnnxScorer, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """``[n]`` scores of a binary model, ``[n, classes]`` probabilities otherwise."""
+        out = scorer.outputs(sequences)
+        return out[:, 0] if self.classes == 1 else out
 
 
 @dataclass(frozen=True)
@@ -143,18 +168,21 @@ def review_cases(tokenizer: Tokenizer, texts: Sequence[str]) -> list[Case]:
 
 
 def keras_scores(model, tokenizer: Tokenizer, cases: Sequence[Case], batch_size: int = 256) -> np.ndarray:
-    """The reference: Keras on every case padded to max_len, as in training."""
+    """The reference: Keras on every case padded to max_len, as in training; ``[n]`` for a one-column output
+    (binary), ``[n, N]`` otherwise."""
     x = pad_batch([c.ids for c in cases], tokenizer.max_len, tokenizer.padding)
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)[:, 0]
+    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    return out[:, 0] if out.shape[1] == 1 else out
 
 
-def onnx_scores(scorer: OnnxScorer, cases: Sequence[Case], path: str) -> np.ndarray:
+def onnx_scores(scorer: OnnxScorer, cases: Sequence[Case], path: str, scoring: Scoring | None = None) -> np.ndarray:
     """The runtime's scores in case order: each case alone (``single``) or all at once (``batched``)."""
     ids = [c.ids for c in cases]
+    run = (lambda seqs: scoring.scores(scorer, seqs)) if scoring is not None else scorer.scores
     if path == SINGLE:
-        return np.concatenate([scorer.scores([seq]) for seq in ids]) if ids else np.empty(0)
+        return np.concatenate([run([seq]) for seq in ids]) if ids else np.empty(0)
     if path == BATCHED:
-        return scorer.scores(ids)
+        return run(ids)
     raise ValueError(f"unknown scoring path {path!r} (one of {', '.join(PATHS)})")
 
 
@@ -171,7 +199,7 @@ def check_parity(model, onnx_model: bytes | str | os.PathLike[str], scoring: Sco
     runs: list[RunResult] = []
     for n_threads in threads:
         scorer = scoring.scorer(onnx_model, n_threads)
-        runs += [_run(scorer, cases, reference, path, n_threads) for path in paths]
+        runs += [_run(scorer, cases, reference, path, n_threads, scoring) for path in paths]
     result = _result(runs, cases, len(edges), reference, scoring.threshold, atol)
     if not result.passed:
         flips = round((1.0 - result.label_agreement) * result.diffs.size)
@@ -183,18 +211,20 @@ def check_parity(model, onnx_model: bytes | str | os.PathLike[str], scoring: Sco
     return result
 
 
-def _run(scorer: OnnxScorer, cases: Sequence[Case], reference: np.ndarray, path: str, threads: int) -> RunResult:
-    scores = onnx_scores(scorer, cases, path)
-    diff = np.abs(scores - reference)
+def _run(scorer: OnnxScorer, cases: Sequence[Case], reference: np.ndarray, path: str, threads: int,
+         scoring: Scoring) -> RunResult:
+    scores = onnx_scores(scorer, cases, path, scoring)
+    diff = case_diffs(scores, reference)
     worst = int(np.argmax(diff))
     return RunResult(path, threads, scores, float(diff[worst]), cases[worst].name)
 
 
 def _result(runs: list[RunResult], cases: list[Case], n_edges: int, reference: np.ndarray, threshold: float,
             atol: float) -> ParityResult:
-    diffs = np.stack([np.abs(r.scores - reference) for r in runs])
+    diffs = np.stack([case_diffs(r.scores, reference) for r in runs])
     run_index, case_index = np.unravel_index(int(np.argmax(diffs)), diffs.shape)
-    agree = np.stack([(r.scores >= threshold) == (reference >= threshold) for r in runs])
+    expected = predicted(reference, threshold)
+    agree = np.stack([predicted(r.scores, threshold) == expected for r in runs])
     worst_run = runs[run_index]
     return ParityResult(
         reviews=len(cases) - n_edges,

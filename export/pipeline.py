@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Reviews:
-    """Labelled test reviews for the gates."""
+    """Labelled test reviews for the gates; ``labels`` are class indices into the model's labels."""
 
     texts: list[str]
     labels: np.ndarray
@@ -128,6 +128,10 @@ def export_model(keras: str | os.PathLike[str] | KerasSource, reviews: Reviews,
     source = keras if isinstance(keras, KerasSource) else load_source(keras)
     if not reviews.texts or len(reviews.texts) != len(reviews.labels):
         raise ExportInputError("the gates need labelled test reviews (one label per text)")
+    n_labels = len(source.training.labels)
+    if np.any(np.asarray(reviews.labels) < 0) or np.any(np.asarray(reviews.labels) >= n_labels):
+        raise ExportInputError(f"the gate reviews' labels must be class indices 0..{n_labels - 1} "
+                               f"({', '.join(source.training.labels)})")
     out = Path(out_dir) if out_dir else source.path.parent
     proto, structure = _convert(source, graph_hook)
     gates = _Gates(atol, tuple(threads), tuple(paths), int8, max_accuracy_drop, min_agreement)
@@ -153,7 +157,7 @@ class _Gates:
 def _export(source: KerasSource, reviews: Reviews, out: Path, name: str, proto: onnx.ModelProto, structure: Structure,
             gates: _Gates, temps: dict[str, Path]) -> ExportResult:
     """Stage every file in ``out`` (registered in ``temps``), run the gates, publish."""
-    scoring = Scoring(source.tokenizer, source.masked, source.training.threshold)
+    scoring = Scoring(source.tokenizer, source.masked, source.training.threshold, source.training.classes)
     temps[FP32] = stage_key(out, FP32)
     temps[FP32].write_bytes(proto.SerializeToString())
     parity = _parity(source, reviews, out, name, structure, scoring, temps[FP32], gates)
@@ -206,7 +210,7 @@ def _manifest(source: KerasSource, name: str, parity: ParityResult, int8: Int8Re
         dynamic_length=source.masked, files={}, opset=OPSET, versions=_versions(),
         training=training.manifest_training(), parity={**parity.summary(), "int8": int8.summary()},
         structure={"recurrent_op": structure.recurrent_op, "direction": structure.direction,
-                   "sequence_lens": structure.sequence_lens},
+                   "sequence_lens": structure.sequence_lens, "output_shape": ["batch", training.classes]},
     )
 
 
@@ -230,7 +234,7 @@ def int8_variant(fp32: Path, out: Path, metadata: Sequence[onnx.StringStringEntr
         tmp, keep = stage_key(out, INT8), False
         try:
             ops = quantize(fp32, tmp, embedding=embedding, metadata=metadata)
-            scores = scoring.scorer(tmp, threads).scores(ids)
+            scores = scoring.scores(scoring.scorer(tmp, threads), ids)
             last = int8_gate(fp32_scores, scores, truth, threshold=scoring.threshold, quantized_ops=ops,
                              embedding_quantized=embedding, **limits)
             keep = last.refused is None

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
+from export.parity import predicted
+
 MAX_ACCURACY_DROP = 0.005
 """The int8 model may lose at most this much accuracy (0.5 pt) against fp32 on the gate's reviews."""
 MIN_AGREEMENT = 0.99
@@ -94,9 +96,13 @@ def int8_gate(fp32_scores: np.ndarray, int8_scores: np.ndarray, labels: np.ndarr
               quantized_ops: list[str], embedding_quantized: bool, max_accuracy_drop: float = MAX_ACCURACY_DROP,
               min_agreement: float = MIN_AGREEMENT) -> Int8Result:
     """Judge int8 against fp32 on labelled reviews: refused when the accuracy drops by more than
-    ``max_accuracy_drop`` or the labels agree on less than ``min_agreement``; values at a limit pass."""
-    fp32_labels, int8_labels = np.asarray(fp32_scores) >= threshold, np.asarray(int8_scores) >= threshold
-    truth = np.asarray(labels).astype(bool)
+    ``max_accuracy_drop`` or the labels agree on less than ``min_agreement``; values at a limit pass.
+
+    Scores are ``[n]`` P(class 1) of a binary model (label: ``>= threshold``) or ``[n, N]`` probabilities
+    (label: argmax); ``labels`` are class indices.
+    """
+    fp32_labels, int8_labels = predicted(fp32_scores, threshold), predicted(int8_scores, threshold)
+    truth = np.asarray(labels).astype(np.int64)
     result = Int8Result(
         reviews=len(truth),
         fp32_accuracy=float(np.mean(fp32_labels == truth)),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_infer.tokenizer import NORMALIZATION, Tokenizer, Vocabulary
-from train.report import ReportError, TrainingReport
+from train.report import DataInfo, ReportError, TrainingReport
 from train.run import REPORT_FILE, VOCAB_FILE
 
 SIDES = ("pre", "post")
@@ -35,7 +35,7 @@ class TrainingInfo:
     path: Path
     preset: str
     settings: Mapping[str, Any]
-    labels: tuple[str, str]
+    labels: tuple[str, ...]
     threshold: float
     normalization: str
     max_len: int
@@ -45,6 +45,12 @@ class TrainingInfo:
     test_accuracy: float
     validation_accuracy: float | None
     data_sha256: str | None
+    data: DataInfo | None = None
+
+    @property
+    def classes(self) -> int:
+        """The ONNX output width: 1 for two labels (P(labels[1])), else the number of labels."""
+        return 1 if len(self.labels) == 2 else len(self.labels)
 
     def tokenizer(self, vocabulary: Vocabulary) -> Tokenizer:
         return Tokenizer(vocabulary, self.max_len, self.padding, self.truncating)  # type: ignore[arg-type]
@@ -61,8 +67,8 @@ def _info(report: TrainingReport, path: Path) -> TrainingInfo:
         return ExportInputError(f"{path}: not a usable training report: {message}")
 
     tok, digest = report.tokenizer, report.vocabulary.sha256
-    if len(report.labels) != 2 or not all(report.labels) or report.labels[0] == report.labels[1]:
-        raise fail("labels must be two different non-empty strings")
+    if len(report.labels) < 2 or not all(report.labels) or len(set(report.labels)) != len(report.labels):
+        raise fail("labels must be two or more different non-empty strings")
     if not (math.isfinite(report.threshold) and 0.0 < report.threshold < 1.0):
         raise fail(f"threshold is {report.threshold!r}, not strictly between 0 and 1")
     if tok.max_len < 1:
@@ -76,10 +82,10 @@ def _info(report: TrainingReport, path: Path) -> TrainingInfo:
         if not (math.isfinite(value) and 0.0 <= value <= 1.0):
             raise fail(f"{key} is {value!r}, not within [0, 1]")
     return TrainingInfo(
-        path=path, preset=report.preset, settings=report.settings, labels=(report.labels[0], report.labels[1]),
+        path=path, preset=report.preset, settings=report.settings, labels=tuple(report.labels),
         threshold=report.threshold, normalization=tok.normalization, max_len=tok.max_len, padding=tok.padding,
         truncating=tok.truncating, vocab_sha256=digest.lower(), test_accuracy=report.test_accuracy,
-        validation_accuracy=report.validation_accuracy, data_sha256=report.data.sha256,
+        validation_accuracy=report.validation_accuracy, data_sha256=report.data.sha256, data=report.data,
     )
 
 

@@ -63,7 +63,8 @@ def test_fixed_length_export_passes_both_gates(fixed_export, gate_reviews):
     manifest = Manifest.load(out)
     assert manifest == result.manifest == verify(out)
     assert manifest.dynamic_length is False
-    assert manifest.structure == {"recurrent_op": "LSTM", "direction": "bidirectional", "sequence_lens": False}
+    assert manifest.structure == {"recurrent_op": "LSTM", "direction": "bidirectional", "sequence_lens": False,
+                                  "output_shape": ["batch", 1]}
     assert result.parity.max_abs_diff <= 1e-5 and result.parity.label_agreement == 1.0
     assert result.parity.reviews == len(gate_reviews.texts) and len(result.parity.edge_cases) == 7
     assert result.int8.refused is None, result.int8.refused

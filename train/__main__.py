@@ -1,4 +1,7 @@
-"""``python -m train``: train a sentiment model from the aclImdb reviews.
+"""``python -m train``: train a text classifier from aclImdb or from your own labelled text.
+
+``--data`` is aclImdb (folder or .tar.gz), a CSV or JSONL file, or a folder with one subfolder of .txt
+files per label (see ``train.sources``).
 
 Settings, the ``--out`` folder, the dataset and any checkpoint in ``--out`` are checked before TensorFlow
 is imported. A run killed mid-way resumes from its last finished epoch when the same command is run again;
@@ -22,10 +25,19 @@ from train.checkpoint import CheckpointError
 from train.data import DataError, default_data_path
 from train.outdir import OutputError
 from train.presets import PRESETS, SettingsError
+from train.sources import source_spec
 
 DESCRIPTION = """\
-Train the IMDB sentiment BiLSTM. Writes model.keras, vocab.txt, training_report.json and
+Train the BiLSTM text classifier. Writes model.keras, vocab.txt, training_report.json and
 training_curves.png to --out.
+
+--data is aclImdb (folder or .tar.gz; labels negative, positive, or with --label-field stars the
+classes 1-2, 3-4, 7-8, 9-10), a .csv (header row; RFC 4180) or .jsonl file with --text-field and
+--label-field columns, or a folder with one subfolder of .txt files per label. Without --test-data a
+seeded, stratified 20 % of a CSV/JSONL/folder source is held out as the test split (aclImdb keeps its
+own test split), read once after training. Two labels train a sigmoid head, three or more a softmax.
+A malformed row stops the run (exit 2, naming file and line); rows with empty text are skipped and
+counted in the report.
 
 Killed mid-run? Run the same command again: it resumes from the last finished epoch, and ends as
 the uninterrupted run would. A checkpoint left by a run with other settings or data is refused;
@@ -46,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m train", description=DESCRIPTION, epilog=exit_codes.describe(),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(default_data_path()),
-                   help="aclImdb folder or its .tar.gz (default: %(default)s, or $EDGE_INFER_DATA)")
+                   help="aclImdb folder or .tar.gz, FILE.csv, FILE.jsonl, or FOLDER/<label>/*.txt "
+                        "(default: %(default)s, or $EDGE_INFER_DATA)")
+    p.add_argument("--text-field", help="CSV column / JSON key of the text (default: text)")
+    p.add_argument("--label-field", help="CSV column / JSON key of the label (default: label); for aclImdb "
+                                         "sentiment (default) or stars")
+    p.add_argument("--labels", help="label order, comma-separated, e.g. bad,meh,good (default: sorted; "
+                                    "aclImdb: negative,positive); every row's label must be one of them")
+    p.add_argument("--test-data", help="a separate labelled test source (same fields); default: hold out 20 %% "
+                                       "of --data (aclImdb: its test split)")
+    p.add_argument("--class-weight", choices=["balanced"],
+                   help="weight the loss by n_rows / (n_labels * rows_of_label) of the fit split (default: none)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="base recipe (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--restart", action="store_true",
@@ -78,7 +100,9 @@ def _fail(code: int, message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("data", "preset", "out", "restart", "force")}
+    own = ("data", "preset", "out", "restart", "force", "text_field", "label_field", "labels", "test_data",
+           "class_weight")
+    overrides = {k: v for k, v in vars(args).items() if k not in own}
     settings = PRESETS[args.preset].with_overrides(**overrides)
     try:
         settings.check()
@@ -87,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        report = run.train(args.data, args.out, settings, args.preset, restart=args.restart, force=args.force)
+        spec = source_spec(args.data, args.text_field, args.label_field, args.labels, args.test_data)
+        report = run.train(spec, args.out, settings, args.preset, restart=args.restart, force=args.force,
+                           class_weight=args.class_weight)
     except (SettingsError, OutputError, DataError, CheckpointError) as exc:
         return _fail(exit_codes.USAGE, str(exc))
     except KeyboardInterrupt:
@@ -95,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "finished epoch")
     except Exception as exc:  # a bug: one line, never a traceback
         return _fail(exit_codes.INTERNAL, f"unexpected {type(exc).__name__}: {exc}")
-    print(f"test accuracy {report.test_accuracy:.4f} ({report.data.test_reviews} reviews), "
+    print(f"test accuracy {report.test_accuracy:.4f} ({report.data.test_reviews} rows; labels "
+          f"{', '.join(report.labels)}), "
           f"{report.wall_time_s:.0f} s; artifacts in {args.out}")
     return exit_codes.OK
 

@@ -27,9 +27,11 @@ log = logging.getLogger(__name__)
 class EpochBatches(keras.utils.PyDataset):
     """Training batches whose order is a function of (seed, epoch) only; :class:`ShuffleEachEpoch` sets the epoch."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                 sample_weights: np.ndarray | None = None) -> None:
         super().__init__()
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.sample_weights = sample_weights
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -38,9 +40,11 @@ class EpochBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.x) / self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.x[rows], self.y[rows]
+        if self.sample_weights is None:
+            return self.x[rows], self.y[rows]
+        return self.x[rows], self.y[rows], self.sample_weights[rows]
 
 
 class ShuffleEachEpoch(keras.callbacks.Callback):

@@ -41,10 +41,15 @@ class CheckpointError(Exception):
     """A checkpoint that must not or cannot be resumed; the message is one line and says what to do."""
 
 
-def fingerprint(settings: Settings, preset: str, data_sha256: str) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed."""
-    return {"checkpoint_format": CHECKPOINT_FORMAT, "preset": preset, "data_sha256": data_sha256,
-            "settings": settings.to_dict()}
+def fingerprint(settings: Settings, preset: str, data_sha256: str, data: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed. ``data``: the labels, fields, test split and class
+    weights of a source other than plain aclImdb sentiment (left out for that one, as before)."""
+    wanted = {"checkpoint_format": CHECKPOINT_FORMAT, "preset": preset, "data_sha256": data_sha256,
+              "settings": settings.to_dict()}
+    if data:
+        wanted["data"] = data
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,9 @@ def _differences(stored: Any, wanted: dict[str, Any]) -> str:
     diffs += [f"{key} {old.get(key)} -> {new[key]}" for key in new if old.get(key) != new[key]]
     if stored.get("data_sha256") != wanted["data_sha256"]:
         diffs.append(f"data sha256 {str(stored.get('data_sha256'))[:12]}... -> {wanted['data_sha256'][:12]}...")
+    old_data, new_data = stored.get("data") or {}, wanted.get("data") or {}
+    diffs += [f"{key} {old_data.get(key)} -> {new_data.get(key)}" for key in sorted({*old_data, *new_data})
+              if old_data.get(key) != new_data.get(key)]
     return "other settings: " + "; ".join(diffs[:6]) + ("; ..." if len(diffs) > 6 else "")
 
 

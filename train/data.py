@@ -47,8 +47,7 @@ def default_data_path() -> Path:
 
 
 def _collect(items: list[tuple[str, str, str, str]], where: str) -> tuple[Split, Split]:
-    """items: (split, pos|neg, file name, text); sorted for a deterministic order."""
-    items.sort(key=lambda item: item[:3])
+    """items: (split, pos|neg, file name, text), sorted (:func:`read_imdb_items`)."""
     splits = {}
     for name in ("train", "test"):
         chosen = [item for item in items if item[0] == name]
@@ -95,39 +94,84 @@ def _directory_sha256(items: list[tuple[str, str, str, str]]) -> str:
     return digest.hexdigest()
 
 
-def load_imdb(path: str | os.PathLike[str] | None = None) -> Imdb:
-    """Load train and test reviews from an aclImdb directory or its .tar.gz (``train/unsup`` ignored)."""
+def read_imdb_items(path: str | os.PathLike[str] | None = None) -> tuple[list[tuple[str, str, str, str]], str, str]:
+    """(items, sha256, path): every labelled review as (split, pos|neg, file name, text), sorted.
+
+    The sha256 is the archive's, or for a folder a digest of the names and texts.
+    """
     source = Path(path) if path is not None else default_data_path()
     if not source.exists():
         raise DataError(f"{source}: no such file or directory")
     if source.is_dir():
         items = _read_directory(source)
-        train, test = _collect(items, str(source))
         sha = _directory_sha256(items)
     else:
         items = _read_archive(source)
-        train, test = _collect(items, str(source))
         sha = file_sha256(source)
-    return Imdb(train=train, test=test, sha256=sha, path=str(source))
+    items.sort(key=lambda item: item[:3])
+    return items, sha, str(source)
 
 
-def stratified_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """``count`` indices, half from each class (seeded), in ascending order."""
+def load_imdb(path: str | os.PathLike[str] | None = None) -> Imdb:
+    """Load train and test reviews from an aclImdb directory or its .tar.gz (``train/unsup`` ignored)."""
+    items, sha, where = read_imdb_items(path)
+    train, test = _collect(items, where)
+    return Imdb(train=train, test=test, sha256=sha, path=where)
+
+
+def rating(file_name: str) -> int:
+    """The star rating in an aclImdb file name (``123_8.txt`` -> 8)."""
+    try:
+        return int(file_name.rsplit(".", 1)[0].rsplit("_", 1)[1])
+    except (IndexError, ValueError):
+        raise DataError(f"{file_name}: not an aclImdb review name <id>_<rating>.txt") from None
+
+
+def _shares(counts: list[int], count: int, proportional: bool) -> list[int]:
+    """How many of ``count`` each class gives: equal shares (the last class takes the remainder), or
+    shares proportional to ``counts`` (largest remainders; ties go to the later class)."""
+    n = len(counts)
+    if not proportional:
+        return [count // n] * (n - 1) + [count - (n - 1) * (count // n)]
+    total = sum(counts)
+    exact = [count * c / total for c in counts]
+    shares = [int(e) for e in exact]
+    order = sorted(range(n), key=lambda i: (exact[i] - shares[i], i), reverse=True)
+    for i in order[: count - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def stratified_indices(labels: np.ndarray, count: int, seed: int, *, classes: int | None = None,
+                       proportional: bool = False) -> np.ndarray:
+    """``count`` seeded indices in ascending order, drawn class by class: equal shares per class (as for
+    the balanced aclImdb), or ``proportional`` to the class sizes. A share is capped by its class size.
+
+    ``classes`` defaults to 2 (labels 0 and 1); with two classes and equal shares this is the original draw.
+    """
     rng = np.random.default_rng(seed)
+    n = classes if classes is not None else 2
+    members = [np.flatnonzero(labels == cls) for cls in range(n)]
     chosen = []
-    for cls, share in ((0, count // 2), (1, count - count // 2)):
-        idx = np.flatnonzero(labels == cls)
+    for idx, share in zip(members, _shares([len(m) for m in members], count, proportional)):
         chosen.append(rng.choice(idx, size=min(share, len(idx)), replace=False))
-    return np.sort(np.concatenate(chosen))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def subset(split: Split, indices: np.ndarray) -> Split:
     return Split(texts=[split.texts[i] for i in indices], labels=split.labels[indices])
 
 
-def train_validation_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+def train_validation_split(split: Split, fraction: float, seed: int, *, classes: int | None = None,
+                           proportional: bool = False) -> tuple[Split, Split]:
     """Seeded, stratified hold-out of ``fraction`` of the training reviews for validation."""
-    val_idx = stratified_indices(split.labels, max(2, round(len(split) * fraction)), seed)
+    return hold_out(split, max(2, round(len(split) * fraction)), seed, classes=classes, proportional=proportional)
+
+
+def hold_out(split: Split, count: int, seed: int, *, classes: int | None = None,
+             proportional: bool = False) -> tuple[Split, Split]:
+    """(rest, held out): a seeded stratified draw of ``count`` rows, and every other row."""
+    held = stratified_indices(split.labels, count, seed, classes=classes, proportional=proportional)
     mask = np.ones(len(split), dtype=bool)
-    mask[val_idx] = False
-    return subset(split, np.flatnonzero(mask)), subset(split, val_idx)
+    mask[held] = False
+    return subset(split, np.flatnonzero(mask)), subset(split, held)

@@ -94,22 +94,60 @@ class VocabularyInfo:
                    size=_get(obj, "size", int, where))
 
 
+def _optional(obj: dict, key: str, kind: type, where: str) -> Any:
+    """``obj[key]`` checked against ``kind``, or None when absent (reports written before the key existed)."""
+    return _get(obj, key, kind, where, nullable=True) if key in obj else None
+
+
+def _class_counts(obj: dict | None, where: str) -> dict[str, dict[str, int]] | None:
+    if obj is None:
+        return None
+    return {split: {label: _check(n, int, f"{where}.{split}.{label}")
+                    for label, n in _check(counts, dict, f"{where}.{split}").items()}
+            for split, counts in obj.items()}
+
+
 @dataclass(frozen=True)
 class DataInfo:
-    """The dataset the model was trained on, and the review counts of each split."""
+    """The dataset the model was trained on, and the review counts of each split.
+
+    ``sources`` (role, kind, path, sha256, rows, skipped_empty of each file or folder read), ``text_field``,
+    ``label_field``, ``test_split`` (how the test split was made) and ``class_counts`` (split -> label ->
+    rows) are absent from reports written before training read other sources; they load as None.
+    """
 
     path: str
     sha256: str
     train_reviews: int
     validation_reviews: int
     test_reviews: int
+    sources: tuple[dict[str, Any], ...] | None = None
+    text_field: str | None = None
+    label_field: str | None = None
+    test_split: dict[str, Any] | None = None
+    class_counts: dict[str, dict[str, int]] | None = None
 
     @classmethod
     def from_dict(cls, obj: dict, where: str = "data") -> DataInfo:
+        sources = _optional(obj, "sources", list, where)
         return cls(path=_get(obj, "path", str, where), sha256=_get(obj, "sha256", str, where),
                    train_reviews=_get(obj, "train_reviews", int, where),
                    validation_reviews=_get(obj, "validation_reviews", int, where),
-                   test_reviews=_get(obj, "test_reviews", int, where))
+                   test_reviews=_get(obj, "test_reviews", int, where),
+                   sources=None if sources is None else tuple(
+                       _check(s, dict, f"{where}.sources[{i}]") for i, s in enumerate(sources)),
+                   text_field=_optional(obj, "text_field", str, where),
+                   label_field=_optional(obj, "label_field", str, where),
+                   test_split=_optional(obj, "test_split", dict, where),
+                   class_counts=_class_counts(_optional(obj, "class_counts", dict, where), f"{where}.class_counts"))
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {"path": self.path, "sha256": self.sha256, "train_reviews": self.train_reviews,
+               "validation_reviews": self.validation_reviews, "test_reviews": self.test_reviews}
+        extra = {"sources": None if self.sources is None else [dict(s) for s in self.sources],
+                 "text_field": self.text_field, "label_field": self.label_field, "test_split": self.test_split,
+                 "class_counts": self.class_counts}
+        return {**doc, **{k: v for k, v in extra.items() if v is not None}}
 
 
 def _history(rows: list) -> tuple[dict[str, float], ...]:
@@ -121,6 +159,10 @@ def _history(rows: list) -> tuple[dict[str, float], ...]:
         metrics = {key: _check(value, float, f"{where}.{key}") for key, value in row.items() if key != "epoch"}
         parsed.append({"epoch": _get(row, "epoch", int, where), **metrics})
     return tuple(parsed)
+
+
+def _weights(obj: dict | None) -> dict[str, float] | None:
+    return None if obj is None else {k: _check(v, float, f"class_weights.{k}") for k, v in obj.items()}
 
 
 def _strings(values: list, key: str) -> tuple[str, ...]:
@@ -149,6 +191,8 @@ class TrainingReport:
     wall_time_s: float
     resumed: bool
     versions: dict[str, str]
+    class_weights: dict[str, float] | None = None
+    """``--class-weight balanced``: the loss weight of each label (absent when not used)."""
 
     @classmethod
     def from_dict(cls, obj: Any, source: str | os.PathLike[str] = "<dict>") -> TrainingReport:
@@ -185,6 +229,7 @@ class TrainingReport:
             wall_time_s=_get(obj, "wall_time_s", float),
             resumed=_get(obj, "resumed", bool),
             versions={key: _check(value, str, f"versions.{key}") for key, value in versions.items()},
+            class_weights=_weights(_optional(obj, "class_weights", dict, "")),
         )
 
     @classmethod
@@ -213,7 +258,7 @@ class TrainingReport:
             "threshold": self.threshold,
             "tokenizer": asdict(self.tokenizer),
             "vocabulary": asdict(self.vocabulary),
-            "data": asdict(self.data),
+            "data": self.data.to_dict(),
             "history": [dict(row) for row in self.history],
             "best_epoch": self.best_epoch,
             "validation_accuracy": self.validation_accuracy,
@@ -223,6 +268,7 @@ class TrainingReport:
             "wall_time_s": self.wall_time_s,
             "resumed": self.resumed,
             "versions": dict(self.versions),
+            **({} if self.class_weights is None else {"class_weights": dict(self.class_weights)}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
