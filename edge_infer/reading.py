@@ -14,7 +14,6 @@ import os
 import re
 import stat
 import sys
-from pathlib import Path
 from typing import BinaryIO, Literal
 
 Keep = Literal["head", "tail"]
@@ -154,23 +153,23 @@ def read_text(stream: BinaryIO, budget: int, keep: Keep, name: str = "<input>") 
     return text
 
 
-def read_stdin(budget: int, keep: Keep) -> str:
-    """:func:`read_text` on standard input (``-``); a closed standard input is an :class:`InputError`."""
+def stdin_stream() -> BinaryIO:
+    """Standard input for binary reading; a closed standard input is an :class:`InputError`."""
     stream = sys.stdin.buffer if sys.stdin is not None else None
-    if stream is None:
-        raise InputError("-", "standard input is closed")
     try:
+        if stream is None:
+            raise ValueError
         os.fstat(stream.fileno())
     except (OSError, ValueError):
         raise InputError("-", "standard input is closed") from None
-    return read_text(stream, budget, keep, "-")
+    return stream
 
 
-def read_text_file(path: str | os.PathLike[str], budget: int, keep: Keep) -> str:
-    """:func:`read_text` on a file path, turning open errors into one-line :class:`InputError` reasons."""
+def open_file(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` opened for binary reading; open errors become one-line :class:`InputError` reasons."""
     name = os.fspath(path)
     try:
-        handle = open(path, "rb")  # noqa: SIM115
+        return open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise InputError(name, "no such file") from None
     except IsADirectoryError:
@@ -179,38 +178,14 @@ def read_text_file(path: str | os.PathLike[str], budget: int, keep: Keep) -> str
         raise InputError(name, "permission denied") from None
     except OSError as exc:
         raise InputError(name, f"cannot open: {exc.strerror or exc}") from None
-    with handle:
-        return read_text(handle, budget, keep, name)
 
 
-def expand_inputs(args: list[str]) -> list[tuple[str, Path | None, str | None]]:
-    """Expand CLI arguments into ``(name, path, error)``; ``-`` is stdin (path None), a directory its ``*.txt``.
+def read_stdin(budget: int, keep: Keep) -> str:
+    """:func:`read_text` on standard input (``-``)."""
+    return read_text(stdin_stream(), budget, keep, "-")
 
-    A missing path or a directory without ``.txt`` files gives one entry with an ``error``.
-    """
-    out: list[tuple[str, Path | None, str | None]] = []
-    for arg in args:
-        if arg == "-":
-            out.append(("-", None, None))
-            continue
-        path = Path(arg)
-        try:
-            is_dir = path.is_dir()
-            exists = is_dir or path.exists() or path.is_symlink()
-        except OSError as exc:
-            out.append((arg, path, f"cannot access: {exc.strerror or exc}"))
-            continue
-        if not exists:
-            out.append((arg, path, "no such file or directory"))
-        elif is_dir:
-            try:
-                found = sorted(p for p in path.iterdir() if p.name.endswith(".txt") and not p.is_dir())
-            except OSError as exc:
-                out.append((arg, path, f"cannot list directory: {exc.strerror or exc}"))
-                continue
-            if not found:
-                out.append((arg, path, "directory has no .txt files"))
-            out.extend((os.fspath(p), p, None) for p in found)
-        else:
-            out.append((arg, path, None))
-    return out
+
+def read_text_file(path: str | os.PathLike[str], budget: int, keep: Keep) -> str:
+    """:func:`read_text` on a file path."""
+    with open_file(path) as handle:
+        return read_text(handle, budget, keep, os.fspath(path))

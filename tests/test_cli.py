@@ -215,16 +215,13 @@ def test_thousand_files_one_bad(model: str, tmp_path: Path):
     assert names == [f"r{i:04d}.txt" for i in range(1000) if i != 500]
 
 
-def test_progress_bar_on_a_terminal(model: str, tmp_path: Path):
+def run_on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess, bytes]:
+    """Run the CLI with stderr on a pseudo-terminal (as in a shell); returns the process and what stderr showed."""
     pty = pytest.importorskip("pty")
-    d = tmp_path / "many"
-    d.mkdir()
-    for i in range(30):
-        (d / f"r{i:02d}.txt").write_text("a great film")
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.run([*CLI, "predict", "--model", model, os.fspath(d)], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=follower, timeout=300)
+        proc = subprocess.run([*CLI, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
+                              timeout=300)
         os.close(follower)
         follower = -1
         seen = b""
@@ -237,6 +234,15 @@ def test_progress_bar_on_a_terminal(model: str, tmp_path: Path):
         os.close(leader)
         if follower >= 0:
             os.close(follower)
+    return proc, seen
+
+
+def test_progress_bar_on_a_terminal(model: str, tmp_path: Path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(30):
+        (d / f"r{i:02d}.txt").write_text("a great film")
+    proc, seen = run_on_a_terminal("predict", "--model", model, os.fspath(d))
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 30
     assert b"classifying" in seen
     quiet = run("predict", "--model", model, os.fspath(d))  # stderr is a pipe: no bar

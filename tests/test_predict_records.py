@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli import CLI, errors, run
+from test_cli import CLI, errors, run, run_on_a_terminal
 
 from edge_infer import SentimentClassifier, exit_codes
 
@@ -193,25 +193,9 @@ def test_memory_does_not_grow_with_the_number_of_lines(default_model_dir: Path):
 
 
 def test_progress_on_a_terminal_counts_records(model: str, tmp_path: Path):
-    pty = pytest.importorskip("pty")
     path = tmp_path / "r.txt"
     path.write_text("a great film\n" * 40)
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.run([*CLI, "predict", "--model", model, "--lines", os.fspath(path)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower, timeout=300)
-        os.close(follower)
-        follower = -1
-        seen = b""
-        try:
-            while chunk := os.read(leader, 65536):
-                seen += chunk
-        except OSError:
-            pass
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
+    proc, seen = run_on_a_terminal("predict", "--model", model, "--lines", os.fspath(path))
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 40
     assert b"classifying: 40 records" in seen and b"100%" in seen  # the last update: all of the file read
     assert b"classifying" not in proc.stdout

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from edge_infer.inputs.files import expand
 from edge_infer.reading import (
     InputError,
     byte_budget,
     decode_text,
-    expand_inputs,
     keep_side,
     read_bounded,
     read_text,
@@ -139,7 +139,7 @@ def test_huge_sparse_file_reads_only_the_budget(tmp_path: Path):
         read_text_file(p, 4000, "tail")  # the sparse hole is NUL bytes
 
 
-def test_expand_inputs(tmp_path: Path):
+def test_expand_arguments(tmp_path: Path):
     d = tmp_path / "d"
     d.mkdir()
     for name in ("b.txt", "a.txt", "c.md"):
@@ -147,7 +147,7 @@ def test_expand_inputs(tmp_path: Path):
     (d / "sub.txt").mkdir()
     empty = tmp_path / "empty"
     empty.mkdir()
-    got = expand_inputs([os.fspath(d), "-", os.fspath(tmp_path / "nope"), os.fspath(empty)])
+    got = expand([os.fspath(d), "-", os.fspath(tmp_path / "nope"), os.fspath(empty)])
     assert [(Path(n).name if n != "-" else n, e) for n, _, e in got] == [
         ("a.txt", None), ("b.txt", None), ("-", None),
         ("nope", "no such file or directory"), ("empty", "directory has no .txt files"),

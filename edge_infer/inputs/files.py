@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from edge_infer.inputs.base import Record, Tally
-from edge_infer.reading import InputError, Keep, read_stdin, read_text_file
+from edge_infer.reading import InputError, Keep, open_file, read_stdin, read_text_file, stdin_stream
 
 Entry = tuple[str, "Path | None", "str | None"]
 """``(name, path, error)``: ``path`` is ``None`` for standard input; ``error`` a reason it cannot be read."""
@@ -75,26 +74,9 @@ def open_input(name: str, path: Path | None) -> Iterator[BinaryIO]:
     Raises :class:`InputError` with a one-line reason when it cannot be opened.
     """
     if path is None:
-        stream = sys.stdin.buffer if sys.stdin is not None else None
-        try:
-            if stream is None:
-                raise ValueError
-            os.fstat(stream.fileno())
-        except (OSError, ValueError):
-            raise InputError("-", "standard input is closed") from None
-        yield stream
+        yield stdin_stream()
         return
-    try:
-        handle = open(path, "rb")  # noqa: SIM115
-    except FileNotFoundError:
-        raise InputError(name, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(name, "is a directory") from None
-    except PermissionError:
-        raise InputError(name, "permission denied") from None
-    except OSError as exc:
-        raise InputError(name, f"cannot open: {exc.strerror or exc}") from None
-    with handle:
+    with open_file(path) as handle:
         yield handle
 
 
