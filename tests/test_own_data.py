@@ -260,6 +260,15 @@ def test_three_labels_from_csv_train_export_and_predict(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] in THREE
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"id": "a", "text": "an awful, boring film"}\n{"id": "b", "text": "a great film"}\n')
+    jsonl = subprocess.run([sys.executable, "-m", "edge_infer", "predict", "--model", str(result.out_dir), "--jsonl",
+                            "--id-field", "id", "--format", "jsonl", "--all-scores", str(records)],
+                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert jsonl.returncode == 0, jsonl.stderr
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"] and all(r["label"] in THREE for r in rows)
+    assert all(list(r["scores"]) == list(THREE) for r in rows)
 
 
 def test_binary_csv_model_has_the_manifest_fields_of_an_aclimdb_model(tmp_path, data_path):
