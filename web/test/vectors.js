@@ -1,0 +1,14 @@
+/** The shared test vectors written by web/make_vectors.py, and the repository's model folders. */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const MODELS = path.resolve(HERE, '..', '..', 'models');
+export const vectors = JSON.parse(readFileSync(path.join(HERE, 'vectors.json'), 'utf8'));
+
+/** Texts the `scores` rows belong to: the cases predict accepts, then the reviews. */
+export const scoredTexts = [
+  ...vectors.cases.filter((c) => !c.refused).map((c) => c.text),
+  ...vectors.reviews.map((r) => r.text),
+];
