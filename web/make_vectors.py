@@ -10,6 +10,7 @@ What it writes:
 * ``cases``: the tokenizer's hard cases (text, tokens, ids per model, whether predict refuses it);
 * ``reviews``: a stratified sample of labelled test reviews (text, label, ids for the main model);
 * ``scores[model][fp32|int8]``: class probabilities for every case predict accepts, then every review;
+* ``predictions``: predict() of the first texts as one batch; ``singles``: predict() of single texts;
 * ``corpus``: sha256 digests of the tokens and ids of every review in the archive, 100 reviews a chunk,
   in archive order (the Node test reads the same archive and recomputes them).
 """
@@ -187,6 +188,11 @@ def main() -> None:
               for n, variants in classifiers.items()}
     predictions = {n: {kind: [{"label": p.label, "score": p.score} for p in clf.predict(scored[:len(cases) + 20])]
                        for kind, clf in variants.items()} for n, variants in classifiers.items()}
+    # One text alone: no batching, and for int8 the dynamic quantization scale comes from that text only.
+    single_at = sorted({*range(0, len(scored), max(1, len(scored) // 12)), len(scored) - 1})
+    singles = {n: {kind: [{"index": i, "label": (p := clf.predict(scored[i])).label, "score": p.score,
+                           "scores": p.scores} for i in single_at]
+                   for kind, clf in variants.items()} for n, variants in classifiers.items()}
     vectors = {
         "generator": "web/make_vectors.py",
         "python": sys.version.split()[0],
@@ -200,6 +206,7 @@ def main() -> None:
         "scored": "texts of cases that predict accepts, in case order, then every review",
         "scores": scores,
         "predictions": predictions,
+        "singles": singles,
         "corpus": {"archive": args.data.name, "chunk": CHUNK, "model": args.model.name,
                    "chunks": corpus_digests(args.data, main_clf)},
     }

@@ -1,0 +1,220 @@
+/**
+ * The classifier, independent of where it runs: src/node.js and src/browser.js give it an ONNX Runtime,
+ * a file reader and a sha256. Mirrors edge_infer/classifier.py.
+ * @module classifier
+ */
+import { Tokenizer, Vocabulary, padBatch } from './tokenizer.js';
+import { lengthBatches } from './batching.js';
+import { checkManifest, IntegrityError, ModelError } from './manifest.js';
+import { SPACE_CLASS } from './tables.js';
+
+const BLANK = new RegExp(`^[${SPACE_CLASS}]*$`, 'u'); // Python's "not t or t.isspace()"
+
+/**
+ * @typedef {object} Prediction
+ * @property {string} label the predicted label
+ * @property {number} score two labels: P(labels[1]) whichever won; three or more: the winner's probability
+ * @property {Object<string, number>} scores every label's probability, in label order
+ */
+
+/**
+ * @typedef {object} Platform
+ * @property {any} ort onnxruntime-node or onnxruntime-web
+ * @property {(location: string) => Promise<Uint8Array>} read bytes of a file or URL
+ * @property {(bytes: Uint8Array) => Promise<string>} sha256 hex digest
+ * @property {(base: string, name: string) => string} join a file name beside the manifest
+ * @property {object} sessionOptions
+ */
+
+async function verified(platform, manifest, key, where) {
+  const entry = manifest.files[key];
+  const location = platform.join(where, entry.path);
+  let bytes;
+  try {
+    bytes = await platform.read(location);
+  } catch (err) {
+    throw new ModelError(location, `cannot be read: ${err.message}`);
+  }
+  if (Number.isInteger(entry.size) && bytes.length !== entry.size) {
+    throw new IntegrityError(location, `${bytes.length} bytes, the manifest says ${entry.size}`);
+  }
+  const digest = await platform.sha256(bytes);
+  if (digest !== entry.sha256) throw new IntegrityError(location, `sha256 ${digest} is not the manifest's ${entry.sha256}`);
+  return { bytes, location };
+}
+
+function checkSignature(session, manifest, location) {
+  const input = manifest.input?.name ?? 'token_ids';
+  const output = manifest.output?.name ?? 'score';
+  if (session.inputNames.length !== 1 || session.inputNames[0] !== input) {
+    throw new IntegrityError(location, `expected one input named '${input}', the graph has ${JSON.stringify(session.inputNames)}`);
+  }
+  if (!session.outputNames.includes(output)) {
+    throw new IntegrityError(location, `has no output named '${output}' (the graph has ${JSON.stringify(session.outputNames)})`);
+  }
+  const meta = session.inputMetadata?.[0];
+  if (meta?.isTensor && meta.type !== 'int32') throw new IntegrityError(location, `input '${input}' is ${meta.type}, not int32`);
+  return { input, output };
+}
+
+/** Classify movie reviews with an exported model folder. Create it with `SentimentClassifier.load`. */
+export class SentimentClassifier {
+  /** @private */
+  constructor(manifest, tokenizer, session, names, quantized, where) {
+    /** The parsed manifest.json. */
+    this.manifest = manifest;
+    /** @type {Tokenizer} */
+    this.tokenizer = tokenizer;
+    /** Whether the int8 model runs. */
+    this.quantized = quantized;
+    /** Where the manifest was read from. */
+    this.source = where;
+    this._session = session;
+    this._names = names;
+  }
+
+  /**
+   * Load and verify a model: read manifest.json, check the vocabulary's and the ONNX file's size and sha256
+   * against it, and only then create the session (platform-specific entry points wrap this).
+   * @param {Platform} platform
+   * @param {string} location manifest.json, or the folder (URL) holding it
+   * @param {{quantized?: boolean}} [options] quantized: the int8 ONNX file
+   * @returns {Promise<SentimentClassifier>}
+   */
+  static async loadWith(platform, location, { quantized = false } = {}) {
+    const where = /manifest\.json$/.test(location) ? location : platform.join(location, 'manifest.json');
+    let manifest;
+    try {
+      manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await platform.read(where)));
+    } catch (err) {
+      throw new ModelError(where, err instanceof SyntaxError ? `not JSON: ${err.message}` : `cannot be read: ${err.message}`);
+    }
+    checkManifest(manifest, where);
+    const key = quantized ? 'int8' : 'fp32';
+    if (!manifest.files[key]) throw new ModelError(where, 'this model has no int8 variant');
+    const vocab = await verified(platform, manifest, 'vocab', where);
+    let vocabulary;
+    try {
+      vocabulary = Vocabulary.fromText(new TextDecoder('utf-8', { fatal: true }).decode(vocab.bytes));
+    } catch (err) {
+      throw new IntegrityError(vocab.location, `not a vocabulary: ${err.message}`);
+    }
+    const spec = manifest.tokenizer;
+    if (spec.vocab_size && vocabulary.size > spec.vocab_size) {
+      throw new IntegrityError(vocab.location, `${vocabulary.size} tokens, more than tokenizer.vocab_size ${spec.vocab_size}`);
+    }
+    const model = await verified(platform, manifest, key, where);
+    let session;
+    try {
+      session = await platform.ort.InferenceSession.create(model.bytes, platform.sessionOptions);
+    } catch (err) {
+      throw new IntegrityError(model.location, `ONNX Runtime cannot load it: ${String(err.message).split('\n')[0]}`);
+    }
+    const names = checkSignature(session, manifest, model.location);
+    const tokenizer = new Tokenizer(vocabulary, spec.max_len, spec.padding, spec.truncating);
+    const clf = new SentimentClassifier(manifest, tokenizer, session, names, quantized, where);
+    clf._ort = platform.ort;
+    return clf;
+  }
+
+  /** @returns {string[]} the labels in class order */
+  get labels() { return this.manifest.labels; }
+
+  /** @returns {boolean} two labels: score = P(labels[1]) against the threshold */
+  get binary() { return this.labels.length === 2; }
+
+  /** @returns {number} the manifest's decision threshold */
+  get threshold() { return this.manifest.threshold ?? 0.5; }
+
+  /**
+   * Classify one text (a Prediction) or an array of texts (an array, same order), as Python's `predict`.
+   * @param {string | string[]} text
+   * @param {{threshold?: number}} [options] overrides the manifest's threshold (two-label models)
+   * @returns {Promise<Prediction | Prediction[]>}
+   */
+  async predict(text, { threshold } = {}) {
+    const single = typeof text === 'string';
+    const texts = single ? [text] : Array.from(text);
+    const preds = this.predictions(await this.probabilities(texts), { threshold });
+    return single ? preds[0] : preds;
+  }
+
+  /**
+   * Class probabilities `[texts.length][labels.length]` in input order.
+   * @param {string[]} texts
+   * @returns {Promise<number[][]>}
+   */
+  async probabilities(texts) {
+    texts.forEach((t, i) => {
+      if (typeof t !== 'string') throw new TypeError(`text ${i} is a ${typeof t}, not a string`);
+      if (BLANK.test(t)) throw new RangeError(`text ${i} is empty or whitespace-only`);
+    });
+    return this.probabilitiesForIds(texts.map((t) => this.tokenizer.ids(t)));
+  }
+
+  /**
+   * Class probabilities for already-tokenized (and truncated) id sequences, batched by length as in Python.
+   * @param {number[][]} sequences
+   * @returns {Promise<number[][]>}
+   */
+  async probabilitiesForIds(sequences) {
+    const out = await this._outputs(sequences);
+    return this.binary ? out.map(([p]) => [1 - p, p]) : out;
+  }
+
+  /**
+   * Turn probability rows into predictions.
+   * @param {number[][]} probabilities
+   * @param {{threshold?: number}} [options]
+   * @returns {Prediction[]}
+   */
+  predictions(probabilities, { threshold } = {}) {
+    const cut = this._threshold(threshold);
+    return probabilities.map((row) => {
+      const scores = Object.fromEntries(this.labels.map((l, i) => [l, row[i]]));
+      if (this.binary) return { label: this.labels[row[1] >= cut ? 1 : 0], score: row[1], scores };
+      let best = 0;
+      row.forEach((p, i) => { if (p > row[best]) best = i; });
+      return { label: this.labels[best], score: row[best], scores };
+    });
+  }
+
+  /** Release the ONNX Runtime session. */
+  async dispose() { await this._session.release?.(); }
+
+  _threshold(threshold) {
+    if (threshold === undefined || threshold === null) return this.threshold;
+    if (!this.binary) throw new RangeError('threshold applies to two-label models only');
+    if (!(threshold >= 0 && threshold <= 1)) throw new RangeError('threshold must be within [0, 1]');
+    return threshold;
+  }
+
+  async _outputs(sequences) {
+    if (sequences.length === 0) return [];
+    if (sequences.length === 1) return this._run(sequences);
+    const dynamic = this.manifest.input?.dynamic_length !== false;
+    const maxLen = this.tokenizer.maxLen;
+    const lengths = sequences.map((s) => (dynamic ? s.length : maxLen));
+    const out = new Array(sequences.length);
+    for (const rows of lengthBatches(lengths)) {
+      const values = await this._run(rows.map((i) => sequences[i]));
+      rows.forEach((i, k) => { out[i] = values[k]; });
+    }
+    return out;
+  }
+
+  async _run(batch) {
+    const dynamic = this.manifest.input?.dynamic_length !== false;
+    const length = dynamic ? Math.max(1, ...batch.map((s) => s.length)) : this.tokenizer.maxLen;
+    const pad = this.manifest.tokenizer.pad_id ?? 0;
+    const ids = padBatch(batch, length, this.tokenizer.padding, pad);
+    const feeds = { [this._names.input]: new this._ort.Tensor('int32', ids, [batch.length, length]) };
+    const result = (await this._session.run(feeds, [this._names.output]))[this._names.output];
+    const data = result.data;
+    const width = data.length / batch.length;
+    const rows = [];
+    for (let r = 0; r < batch.length; r++) rows.push(Array.from(data.subarray(r * width, (r + 1) * width)));
+    result.dispose?.();
+    return rows;
+  }
+}
