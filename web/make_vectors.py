@@ -65,14 +65,17 @@ CASES: list[tuple[str, str]] = [
     ("cherokee", "\u13a0\u13a1 \uab70\uab71 \u13f8"),
     ("casefold misc", "\u0149 \u01f0 \u0390 \u1e96 \u1f80 \u1fb3 \u212a \u2126 \u00b5 \u0345"),
     # scripts
-    ("arabic", "\u0647\u0630\u0627 \u0641\u064a\u0644\u0645 \u0631\u0627\u0626\u0639! \u0645\u064f\u0645\u0652\u062a\u0650\u0639"),
+    ("arabic", "\u0647\u0630\u0627 \u0641\u064a\u0644\u0645 \u0631\u0627\u0626\u0639! "
+               "\u0645\u064f\u0645\u0652\u062a\u0650\u0639"),
     ("hebrew", "\u05e1\u05e8\u05d8 \u05e0\u05d4\u05d3\u05e8? \u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd"),
     ("rtl marks", "\u200fgood\u200e \u202ebad\u202c \u2067x\u2069"),
     ("hindi", "\u092c\u0939\u0941\u0924 \u0905\u091a\u094d\u091b\u0940 \u092b\u093f\u0932\u094d\u092e"),
-    ("thai cjk", "\u0e2b\u0e19\u0e31\u0e07\u0e14\u0e35 \u5f88\u597d\u770b\u7684\u7535\u5f71 \u3068\u3066\u3082\u826f\u3044 \ud55c\uad6d"),
+    ("thai cjk", "\u0e2b\u0e19\u0e31\u0e07\u0e14\u0e35 \u5f88\u597d\u770b\u7684\u7535\u5f71 "
+                 "\u3068\u3066\u3082\u826f\u3044 \ud55c\uad6d"),
     ("digits", "10/10 \u0663\u0664 \u096b \u2155 \u00b3 \u2070 \u3007 \u4e00\u4e8c\u4e09 \u216b"),
     # emoji and invisible characters
-    ("emoji", "\U0001F600\U0001F600 great \U0001F44D\U0001F3FD \u2764\ufe0f \U0001F468\u200d\U0001F469\u200d\U0001F467 \U0001F1EB\U0001F1F7"),
+    ("emoji", "\U0001F600\U0001F600 great \U0001F44D\U0001F3FD \u2764\ufe0f "
+              "\U0001F468\u200d\U0001F469\u200d\U0001F467 \U0001F1EB\U0001F1F7"),
     ("emoji glued", "good\U0001F600movie n\U0001F600't \U0001F600won't"),
     ("zero width", "good\u200bmovie soft\u00adhyphen \ufeffhello \u034fcgj wj\u2060x"),
     ("underscore", "snake_case_word __init__ it's_x can't_ _s"),
