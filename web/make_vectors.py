@@ -8,6 +8,7 @@ has one, int8, with ``SentimentClassifier.probabilities`` (the same length-sorte
 
 What it writes:
 * ``cases``: the tokenizer's hard cases (text, tokens, ids per model, whether predict refuses it);
+* ``fuzz``: random strings of tricky pieces with Python's ``normalize()`` and tokens;
 * ``reviews``: a stratified sample of labelled test reviews (text, label, ids for the main model);
 * ``scores[model][fp32|int8]``: class probabilities for every case predict accepts, then every review;
 * ``predictions``: predict() of the first texts as one batch; ``singles``: predict() of single texts;
@@ -29,7 +30,7 @@ import unicodedata
 from pathlib import Path
 
 from edge_infer.classifier import SentimentClassifier
-from edge_infer.tokenizer import NORMALIZATION, tokenize
+from edge_infer.tokenizer import NORMALIZATION, normalize, tokenize
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
 MEMBER = re.compile(r"aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt")
@@ -113,6 +114,23 @@ CASES: list[tuple[str, str]] = [
 ]
 
 
+FUZZ_PIECES = [
+    "&", "&#", "&#x", "#", ";", "x", "X", "0", "1", "9", "65", "128", "x41", "amp", "AMP", "lt", "not", "notin",
+    "eacute", "Eacute", "copy", "nbsp", "fopf", "zz", "<", ">", "<br />", "</b>", "<a href='x'>", "'", "\u2019",
+    "`", "\u00b4", "n't", "won", "can", "ain", "'s", "'re", "'ll", "'d", "'m", "'ve", "'t", " ", "\t", "\n",
+    "!", "?", "\uff01", "_", "a", "B", "\u00df", "\u0130", "\u03a3", "\u13a0", "\uab70", "\ufb00", "\u0301",
+    "\u0308", "\u0323", "e", "\u00e9", "\u1100", "\u1161", "\u11a8", "\uff21", "\u2460", "\u00bd",
+    "\u0663", "\u0915", "\u093f", "\u05d0", "\u05b8", "\u0627", "\u064e", "\U0001F600", "\u200d",
+    "\u200b", "\ufeff", "\u3000", "\x1c", "\U0001E030", "\U0001CCD6", "\ua7cb", "\U00010400", "\U0001D400",
+]
+
+
+def fuzz_texts(count: int, seed: int) -> list[str]:
+    """Random strings of the pieces the normalization rules care about (entities, tags, apostrophes, ...)."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(FUZZ_PIECES) for _ in range(rng.randint(1, 24))) for _ in range(count)]
+
+
 def member_texts(path: Path):
     """(name, text) of every labelled review, in archive order."""
     with tarfile.open(path, "r:gz") as tar:
@@ -183,6 +201,7 @@ def main() -> None:
 
     cases = [{"name": name, "text": text, "tokens": tokenize(text), "refused": refused(text),
               "ids": {n: classifiers[n]["fp32"].tokenizer.ids(text) for n in names}} for name, text in CASES]
+    fuzz = [{"text": t, "normalized": normalize(t), "tokens": tokenize(t)} for t in fuzz_texts(3000, args.seed)]
     reviews = sample_reviews(args.data, args.reviews, args.seed)
     for review in reviews:
         review["ids"] = main_clf.tokenizer.ids(review["text"])
@@ -205,6 +224,7 @@ def main() -> None:
         "models": {n: {"labels": list(classifiers[n]["fp32"].labels), "threshold": classifiers[n]["fp32"].threshold}
                    for n in names},
         "cases": cases,
+        "fuzz": fuzz,
         "reviews": reviews,
         "scored": "texts of cases that predict accepts, in case order, then every review",
         "scores": scores,

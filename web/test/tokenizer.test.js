@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { tokenize, Tokenizer, Vocabulary, truncate, padBatch } from '../src/tokenizer.js';
+import { normalize, tokenize, Tokenizer, Vocabulary, truncate, padBatch } from '../src/tokenizer.js';
 import { nfkc } from '../src/normalize.js';
 import { UNIDATA_VERSION } from '../src/tables.js';
 import { vectors, MODELS } from './vectors.js';
@@ -35,6 +35,13 @@ test('Unicode mismatch: this engine NFKC-folds code points Python does not know;
     `naive NFKC ${naive === newer.text ? 'agrees' : 'differs'} on "newer unicode"`);
   assert.equal(nfkc(newer.text), newer.text); // Python leaves these code points alone
   assert.deepEqual(tokenize(newer.text), newer.tokens);
+});
+
+test(`normalize() and tokens of ${vectors.fuzz.length} random strings of tricky pieces equal Python's`, () => {
+  for (const f of vectors.fuzz) {
+    assert.equal(normalize(f.text), f.normalized, JSON.stringify(f.text));
+    assert.deepEqual(tokenize(f.text), f.tokens, JSON.stringify(f.text));
+  }
 });
 
 test(`ids of ${vectors.reviews.length} test reviews equal Python's`, () => {
