@@ -257,3 +257,13 @@ def test_help_lists_every_exit_code():
     flat = " ".join(run("predict", "--help").out.split())
     for code, meaning in exit_codes.TABLE:
         assert f"{code} {' '.join(meaning.split())}" in flat, code
+
+
+def test_readme_lists_exactly_the_exit_codes():
+    import re
+
+    from conftest import REPO
+
+    section = (REPO / "README.md").read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = sorted(int(code) for code in re.findall(r"`(\d+)`", section))
+    assert documented == sorted(code for code, _ in exit_codes.TABLE)
