@@ -38,7 +38,8 @@ def _reviews(n: int, seed: int = 7) -> list[str]:
 def cluster() -> Iterator[str]:
     """A local Ray (2 CPUs, no dashboard, 200 MB object store, 127.0.0.1); yields its GCS address."""
     ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 << 20,
-                   _node_ip_address="127.0.0.1", log_to_driver=False)
+                   _node_ip_address="127.0.0.1", log_to_driver=False,
+                   runtime_env={"env_vars": {"PYTHONPATH": _env()["PYTHONPATH"]}})  # workers import this checkout
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     try:
         yield ctx.address_info["gcs_address"]

@@ -88,17 +88,22 @@ class BatchScorer:
 def score_dataset(ds: Dataset, text_column: str = "text", model: str | os.PathLike[str] | None = None,
                   quantized: bool = False, threads: int | None = 1, concurrency: int = 2,
                   batch_size: int = BATCH_SIZE, keep_columns: list[str] | None = None,
-                  threshold: float | None = None, num_cpus: float = 1) -> Dataset:
+                  threshold: float | None = None, num_cpus: float = 1,
+                  rows_per_block: int | None = 4 * BATCH_SIZE) -> Dataset:
     """``ds`` with the :class:`BatchScorer` columns added, scored by ``concurrency`` actors (lazy, like Ray Data).
 
     The model is loaded and verified here first (a bad model fails at once, on the driver), then each
     actor reloads and re-verifies the same bytes. ``threads``: ONNX Runtime threads per actor.
     ``keep_columns``: the input columns to keep (default: all). ``num_cpus``: Ray CPUs each actor
-    reserves. Row order is kept when the context's ``execution_options.preserve_order`` is set.
+    reserves. ``rows_per_block``: the input is re-cut (streaming, no shuffle) into blocks of at most this many
+    rows first, so that every actor gets work even from one big file (``None``: as read). Row order is kept
+    when the context's ``execution_options.preserve_order`` is set.
     """
     from ray.data import ActorPoolStrategy
 
     clf = SentimentClassifier.load(model, quantized=quantized, threads=threads)
+    if rows_per_block:
+        ds = ds.repartition(target_num_rows_per_block=rows_per_block)
     kwargs = {"classifier": clf, "text_column": text_column, "keep_columns": keep_columns, "threshold": threshold}
     return ds.map_batches(BatchScorer, fn_constructor_kwargs=kwargs, batch_format=BATCH_FORMAT,
                           batch_size=batch_size, compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus)
