@@ -149,6 +149,7 @@ def test_cli_local_ray_parquet_to_parquet(reviews_parquet: tuple[Path, list[str]
     assert f"{ROWS} rows, 0 bad rows" in result.stdout
     table = pq.read_table(out)
     assert table.column_names == ["id", "label", "score", "error"]
+    assert sorted(os.listdir(out)) == ["part-00000.parquet"]
     expected = SentimentClassifier.load(SEED_MODEL, threads=1).predict(texts)
     assert table.column("id").to_pylist() == list(range(ROWS))
     assert table.column("label").to_pylist() == [p.label for p in expected]

@@ -82,12 +82,11 @@ def bulk(
         keep = [id_column] if id_column else None
         scored = score_dataset(ds, text_column, model_path(model), quantized=int8, threads=1, concurrency=size,
                                batch_size=batch_size, keep_columns=keep)
-        _run(scored, output)
+        rows, bad = _run(scored, output)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; the output folder is incomplete") from None
     finally:
         ray.shutdown()
-    rows, bad = _count(output)
     seconds = time.perf_counter() - start
     typer.echo(f"{rows} rows, {bad} bad rows, {seconds:.1f} s, {rows / max(seconds, 1e-9):.0f} rows/s "
                f"-> {display_name(str(output))}")
@@ -144,26 +143,74 @@ def _read(ray: Any, files: list[str], fmt: str, text_column: str, id_column: str
     return ray.data.read_json(files, lines=True, file_extensions=None)
 
 
-def _run(scored: Dataset, output: Path) -> None:
-    """Execute and write; a model refused by a worker is exit 3, unreadable input exit 2."""
-    try:
-        scored.write_parquet(os.fspath(output.resolve()))
-    except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's exception; classify it by its text
-        text = str(exc)
-        for marker, code in (("IntegrityError", exit_codes.MODEL), ("ManifestError", exit_codes.MODEL),
-                             ("ModelError", exit_codes.MODEL), ("KeyError: \"no column", exit_codes.USAGE),
-                             ("ArrowInvalid", exit_codes.USAGE), ("FileNotFoundError", exit_codes.USAGE)):
-            line = next((ln.strip() for ln in text.splitlines() if marker in ln), None)
-            if line is not None:
-                err(f"a Ray worker failed: {line}")
-                raise typer.Exit(code) from None
-        raise
+def _run(scored: Dataset, output: Path) -> tuple[int, int]:
+    """Execute, writing the batches in the dataset's order from this process; returns (rows, bad rows).
 
-
-def _count(output: Path) -> tuple[int, int]:
-    """Rows and bad rows (a non-null ``error``) in the written folder."""
+    A model refused by a worker is exit 3; a missing column or unreadable input exit 2.
+    """
     import pyarrow.compute as pc
-    import pyarrow.dataset as pads
 
-    table = pads.dataset(os.fspath(output), format="parquet").to_table(columns=["error"])
-    return table.num_rows, int(pc.sum(pc.is_valid(table.column("error"))).as_py() or 0)
+    rows = bad = 0
+    writer = _Parts(output)
+    try:
+        for arrow in scored.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=2):
+            batch: Any = arrow
+            writer.write(batch)
+            rows += batch.num_rows
+            bad += int(pc.sum(pc.is_valid(batch.column("error"))).as_py() or 0)
+    except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's exception; classify it by its text
+        _worker_failure(exc)
+        raise
+    finally:
+        writer.close()
+    return rows, bad
+
+
+def _worker_failure(exc: Exception) -> None:
+    """Exit with the documented code when ``exc`` is a known failure inside a Ray worker."""
+    text = str(exc)
+    for marker, code in (("IntegrityError", exit_codes.MODEL), ("ManifestError", exit_codes.MODEL),
+                         ("ModelError", exit_codes.MODEL), ("KeyError: \"no column", exit_codes.USAGE),
+                         ("ArrowInvalid", exit_codes.USAGE), ("FileNotFoundError", exit_codes.USAGE)):
+        line = next((ln.strip() for ln in text.splitlines() if marker in ln), None)
+        if line is not None:
+            err(f"a Ray worker failed: {line}")
+            raise typer.Exit(code) from None
+
+
+class _Parts:
+    """``part-00000.parquet``, ``part-00001.parquet``... in ``folder``: a new file every ``FILE_ROWS`` rows or
+    when a batch's schema cannot be cast to the open file's."""
+
+    FILE_ROWS = 1_000_000
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.count = 0
+        self.rows = 0
+        self.writer: Any = None
+
+    def write(self, batch: Any) -> None:
+        import pyarrow.parquet as pq
+
+        if batch.num_rows == 0:
+            return
+        if self.writer is not None and batch.schema != self.writer.schema:
+            try:
+                batch = batch.cast(self.writer.schema)
+            except (ValueError, TypeError, NotImplementedError, KeyError):  # another schema: another file
+                self.close()
+        if self.writer is not None and self.rows >= self.FILE_ROWS:
+            self.close()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.folder / f"part-{self.count:05d}.parquet", batch.schema)
+            self.count += 1
+            self.rows = 0
+        self.writer.write_table(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
