@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +70,8 @@ class SentimentClassifier:
         self.tokenizer = tokenizer
         self.quantized = quantized
         self._scorer = scorer
+        self._model_ref: str | None = None if manifest.source is None else os.fspath(manifest.directory)
+        self._threads: int | None = None
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, quantized: bool = False,
@@ -97,7 +101,26 @@ class SentimentClassifier:
         spec = manifest.tokenizer
         scorer = OnnxScorer(session, spec.max_len, spec.padding, manifest.dynamic_length, manifest.input_name,
                             manifest.output_name, spec.pad_id)
-        return cls(manifest, tokenizer, scorer, quantized=quantized)
+        clf = cls(manifest, tokenizer, scorer, quantized=quantized)
+        clf._model_ref = None if model is None else os.path.abspath(os.fspath(model))
+        clf._threads = threads
+        return clf
+
+    # ------------------------------------------------------------------ pickling
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle the model reference, the options and the digests of what was verified, never the session.
+
+        Unpickling (e.g. in a Ray worker) loads and verifies the model again and refuses, with
+        :class:`~edge_infer.model_folder.IntegrityError`, a copy whose manifest or verified files differ.
+        """
+        return _unpickle, (self._pickle_state(),)
+
+    def _pickle_state(self) -> dict[str, Any]:
+        key = INT8 if self.quantized else FP32
+        return {"model": self._model_ref, "quantized": self.quantized, "threads": self._threads,
+                "manifest_sha256": manifest_digest(self.manifest),
+                "files": {k: self.manifest.files[k].sha256 for k in (key, VOCAB)}}
 
     # ------------------------------------------------------------------ properties
 
@@ -221,6 +244,29 @@ class SentimentClassifier:
     def __repr__(self) -> str:
         kind = "int8" if self.quantized else "fp32"
         return f"SentimentClassifier({str(self.manifest.directory)!r}, name={self.manifest.name!r}, {kind})"
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys): what was parsed and used, not its whitespace."""
+    text = json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _unpickle(state: dict[str, Any]) -> SentimentClassifier:
+    """Reload a pickled classifier and check it is the model the pickling side verified."""
+    clf = SentimentClassifier.load(state["model"], quantized=state["quantized"], threads=state["threads"])
+    manifest = clf.manifest
+    for key, digest in state["files"].items():
+        entry = manifest.files.get(key)
+        if entry is None or entry.sha256 != digest:
+            found = "missing" if entry is None else f"sha256 {entry.sha256[:12]}..."
+            raise IntegrityError(manifest.path_of(key) if entry else manifest.directory / MANIFEST_NAME,
+                                 f"differs from the model that was pickled ({found}, expected "
+                                 f"{digest[:12]}...): another copy of the model?")
+    if manifest_digest(manifest) != state["manifest_sha256"]:
+        raise IntegrityError(manifest.directory / MANIFEST_NAME,
+                             "differs from the manifest that was pickled: another copy of the model?")
+    return clf
 
 
 def verify(model: str | os.PathLike[str] | None = None) -> Manifest:

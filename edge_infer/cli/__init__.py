@@ -75,6 +75,7 @@ def _root(
     """Movie-review sentiment on small CPUs (ONNX Runtime, no TensorFlow)."""
 
 
+from edge_infer.cli import bulk as _bulk  # noqa: E402,F401
 from edge_infer.cli import evaluate as _evaluate  # noqa: E402,F401
 from edge_infer.cli import info as _info  # noqa: E402,F401  (registers the command)
 from edge_infer.cli import predict as _predict  # noqa: E402,F401
