@@ -21,7 +21,7 @@ from train.data import (
 # Sentences written for these tests; file name -> text.
 FAKE = {
     ("train", "pos"): {
-        "0_9.txt": "A warm and funny film.<br /><br />I loved every minute.",
+        "0_9.txt": "A warm and funny film." + "<br />" * 2 + "I loved every minute.",
         "1_8.txt": "The cast shines and the story flies by.",
         "2_10.txt": "Best thing I watched this year!",
     },

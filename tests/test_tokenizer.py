@@ -27,7 +27,7 @@ from edge_infer.tokenizer import (
 
 
 def test_br_tags_removed():
-    assert tokenize("The plot was thin.<br /><br />The cast was great.") == [
+    assert tokenize("The plot was thin." + "<br />" * 2 + "The cast was great.") == [
         "the", "plot", "was", "thin", "the", "cast", "was", "great",
     ]
     assert "<" not in normalize("one<br />two") and "br" not in tokenize("one<br/>two<BR>three")
@@ -95,7 +95,7 @@ def test_full_width_characters_via_nfkc():
 def test_empty_and_whitespace_text():
     assert tokenize("") == []
     assert tokenize("   \n\t ") == []
-    assert tokenize("<br /><br />...") == []
+    assert tokenize("<br />" * 2 + "...") == []
 
 
 def test_nfc_and_nfd_give_identical_ids():
