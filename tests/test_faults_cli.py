@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -267,3 +268,12 @@ def test_readme_lists_exactly_the_exit_codes():
     section = (REPO / "README.md").read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     documented = sorted(int(code) for code in re.findall(r"`(\d+)`", section))
     assert documented == sorted(code for code, _ in exit_codes.TABLE)
+
+
+def test_the_cli_starts_without_numpy_or_any_extra():
+    code = ("import sys, edge_infer.cli\n"
+            "heavy = [m for m in ('numpy', 'onnxruntime', 'starlette', 'uvicorn', 'ray', 'matplotlib', 'tensorflow')"
+            " if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

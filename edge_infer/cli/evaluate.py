@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
-import numpy as np
 import typer
 
 from edge_infer import exit_codes
@@ -20,6 +19,8 @@ from edge_infer.cli import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
 from edge_infer.cli.options import ModelOption, display_name, model_path, threads_option, threshold_option
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from edge_infer.inputs import Kind
 
 CHUNK = 256
@@ -102,6 +103,8 @@ def evaluate(
     or --target-recall, the threshold to pass to `edge-infer predict --threshold` is printed ("not
     reachable" when no threshold reaches the target on this data). The data is held in memory.
     """
+    import numpy as np
+
     kind = _kind(jsonl, csv_, lines)
     target = _target(target_precision, target_recall)
     if plot is not None:
@@ -298,6 +301,8 @@ def _check_labels(known: tuple[str, ...], items: list[Item]) -> None:
 
 def _probabilities(clf: Any, texts: list[str]) -> np.ndarray:
     """Class probabilities ``[n, len(labels)]``, chunk by chunk (a progress bar on a terminal)."""
+    import numpy as np
+
     parts = []
     with contextlib.ExitStack() as stack:
         progress = None
@@ -317,6 +322,8 @@ def build_report(labels: tuple[str, ...], y_true: np.ndarray, y_pred: np.ndarray
                  threshold: float | None, positive: int | None,
                  target: tuple[str, float] | None) -> dict[str, Any]:
     """Every figure as plain JSON values (floats unrounded; ``None`` where a figure is undefined)."""
+    import numpy as np
+
     from edge_infer import metrics
 
     matrix = metrics.confusion_matrix(y_true, y_pred, len(labels))
@@ -343,6 +350,8 @@ def build_report(labels: tuple[str, ...], y_true: np.ndarray, y_pred: np.ndarray
 
 def _threshold_choice(labels: tuple[str, ...], y_true: np.ndarray, probabilities: np.ndarray, positive: int,
                       what: str, value: float) -> dict[str, Any]:
+    import numpy as np
+
     from edge_infer import metrics
 
     is_pos = (y_true == positive).astype(np.int64)

@@ -9,8 +9,6 @@ from typing import Annotated
 
 import typer
 
-from edge_infer.inference import MAX_THREADS
-
 ModelOption = Annotated[
     Path | None,
     typer.Option("--model", metavar="PATH",
@@ -26,6 +24,8 @@ def model_path(model: Path | None) -> Path | None:
 
 
 def threads_option(value: int | None) -> int | None:
+    from edge_infer.inference import MAX_THREADS  # numpy: only when the option is parsed, not for --help
+
     if value is not None and not 1 <= value <= MAX_THREADS:
         raise typer.BadParameter(f"must be from 1 to {MAX_THREADS}")
     return value
