@@ -107,10 +107,11 @@ class KerasSide:
     """Keras the way a user would call it: ``model.predict`` and a compiled ``tf.function``."""
 
     def __init__(self, folder: Path, clf: SentimentClassifier) -> None:
-        import keras
         import tensorflow as tf
 
-        self.model = keras.models.load_model(folder / "model.keras", safe_mode=True)
+        from train.model import load_classifier
+
+        self.model = load_classifier(folder / "model.keras")
         self.tokenizer = clf.tokenizer
         self.dynamic = clf.manifest.dynamic_length
         length = None if self.dynamic else self.tokenizer.max_len

@@ -16,15 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
-    import keras
-
     from edge_infer.tokenizer import Tokenizer, Vocabulary
+    from train.model import load_classifier
 
     folder, review = Path(sys.argv[1]), Path(sys.argv[2])
     settings = json.loads((folder / "training_report.json").read_text())
     spec = settings["tokenizer"]
     tokenizer = Tokenizer(Vocabulary.load(folder / "vocab.txt"), spec["max_len"], spec["padding"], spec["truncating"])
-    model = keras.models.load_model(folder / "model.keras", safe_mode=True)
+    model = load_classifier(folder / "model.keras")
     score = float(model.predict(tokenizer.encode([review.read_text(encoding="utf-8")]), verbose=0)[0, 0])
     label = settings["labels"][int(score >= settings["threshold"])]
     print(f"{label}\t{score:.4f}\t{review}", flush=True)

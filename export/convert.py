@@ -67,22 +67,31 @@ def unmasked_twin(model):
     """The same layers and weights with ``mask_zero=False`` and a dynamic sequence axis.
 
     tf2onnx turns a masked recurrent layer into a ``Loop``; the twin converts to a native node, and the
-    graph pass then restores the mask's meaning through ``sequence_lens``.
+    graph pass then restores the mask's meaning through ``sequence_lens``. Works for a chain of layers and
+    for a graph with branches (the BiLSTM + n-gram bag model).
     """
     import keras
 
-    token_ids = keras.Input(shape=(None,), dtype="int32", name=INPUT_NAME)
-    x = token_ids
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
+    def clone(layer):
         config = layer.get_config()
         if isinstance(layer, keras.layers.Embedding):
             config["mask_zero"] = False
-        clone = layer.__class__.from_config(config)
-        x = clone(x)
-        clone.set_weights(layer.get_weights())
-    return keras.Model(token_ids, x, name=f"{model.name}_unmasked")
+        return layer.__class__.from_config(config)
+
+    # Each layer is called again on the new tensors of its inputs, and nothing else: no mask is passed on
+    # (keras.models.clone_model would replay the recorded mask argument).
+    token_ids = keras.Input(shape=(None,), dtype="int32", name=INPUT_NAME)
+    tensors = {id(model.inputs[0]): token_ids}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        node = layer._inbound_nodes[0]
+        first = node.arguments.args[0]  # the layer's input: a tensor, or a list of them (Add)
+        copy = clone(layer)
+        output = copy([tensors[id(t)] for t in first] if isinstance(first, list | tuple) else tensors[id(first)])
+        copy.set_weights(layer.get_weights())
+        tensors[id(node.outputs[0])] = output
+    return keras.Model(token_ids, tensors[id(model.outputs[0])], name=f"{model.name}_unmasked")
 
 
 def to_onnx(model, *, max_len: int, pad_id: int, opset: int = OPSET) -> onnx.ModelProto:

@@ -83,10 +83,10 @@ def load_source(keras_path: str | os.PathLike[str]) -> KerasSource:
     """
     path = Path(keras_path)
     training, vocabulary = read_training(path)  # before TensorFlow loads: a bad folder fails at once
-    import keras
+    from train.model import load_classifier
 
     try:
-        model = keras.models.load_model(path, safe_mode=True)
+        model = load_classifier(path)
     except Exception as error:  # noqa: BLE001 - any load failure is the same user error
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ExportInputError(f"{path}: cannot load the Keras model ({first})") from None

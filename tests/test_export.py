@@ -202,7 +202,7 @@ def test_cli_missing_model_is_a_one_line_usage_error(tmp_path):
 
 @pytest.mark.parametrize("name", ["seed", "default"])
 def test_committed_onnx_reproduces_committed_keras(name, reviews):
-    import keras
+    from train.model import load_classifier
 
     folder = ROOT / "models" / name
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -210,7 +210,7 @@ def test_committed_onnx_reproduces_committed_keras(name, reviews):
     settings = manifest["tokenizer"]
     tokenizer = Tokenizer(Vocabulary.load(folder / "vocab.txt"), settings["max_len"], settings["padding"],
                           settings["truncating"])
-    model = keras.models.load_model(folder / "model.keras", safe_mode=True)
+    model = load_classifier(folder / "model.keras")
     scoring = Scoring(tokenizer, manifest["input"]["dynamic_length"], manifest["threshold"])
     result = check_parity(model, folder / manifest["files"]["fp32"]["path"], scoring, reviews.texts,
                           paths=("batched",), threads=(2,))

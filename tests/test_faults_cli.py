@@ -165,14 +165,16 @@ def test_manifest_that_contradicts_the_graph_is_refused(seed_model_dir: Path, de
                                                         tmp_path: Path, review: Path):
     folder = tmp_path / "mixed"
     shutil.copytree(default_model_dir, folder)
-    shutil.copy(seed_model_dir / "model.onnx", folder / "model.onnx")  # fixed length 200; manifest: any length
-    shutil.copy(seed_model_dir / "vocab.txt", folder / "vocab.txt")
+    files = json.loads((folder / "manifest.json").read_text())["files"]
+    fp32, vocab = files["fp32"]["path"], files["vocab"]["path"]
+    shutil.copy(seed_model_dir / "model.onnx", folder / fp32)  # fixed length 200; manifest: any length
+    shutil.copy(seed_model_dir / "vocab.txt", folder / vocab)
     fix_sha(folder, "fp32")
     fix_sha(folder, "vocab")
     with pytest.raises(IntegrityError, match="fixed length 200") as info:
         SentimentClassifier.load(folder)
-    assert info.value.path.name == "model.onnx"
-    one_error(run("predict", "--model", os.fspath(folder), os.fspath(review)), exit_codes.MODEL, "model.onnx")
+    assert info.value.path.name == fp32
+    one_error(run("predict", "--model", os.fspath(folder), os.fspath(review)), exit_codes.MODEL, fp32)
 
 
 def test_graph_with_another_input_name_is_refused(seed_model_dir: Path, tmp_path: Path):

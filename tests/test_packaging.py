@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,8 @@ def check_wheel(source: Path, work: Path) -> None:
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", os.fspath(wheels), os.fspath(source)])
     (wheel,) = wheels.glob("edge_infer-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {PACKAGED + "manifest.json", PACKAGED + "model.onnx", PACKAGED + "vocab.txt"} <= names, names
+    listed = json.loads((source / "models" / "default" / "manifest.json").read_text())["files"]
+    assert {PACKAGED + "manifest.json", *(PACKAGED + entry["path"] for entry in listed.values())} <= names, names
     assert not any(n.endswith(".keras") for n in names)
 
     venv = work / "venv"

@@ -17,7 +17,8 @@ import argparse
 import logging
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from edge_infer import exit_codes
 from train import run
@@ -28,7 +29,8 @@ from train.presets import PRESETS, SettingsError
 from train.sources import source_spec
 
 DESCRIPTION = """\
-Train the BiLSTM text classifier. Writes model.keras, vocab.txt, training_report.json and
+Train the BiLSTM text classifier (`python -m train pretrain --help`: pretrain its embedding and BiLSTM
+on unlabelled text first). Writes model.keras, vocab.txt, training_report.json and
 training_curves.png to --out.
 
 --data is aclImdb (folder or .tar.gz; labels negative, positive, or with --label-field stars the
@@ -50,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see python -m train --help)", file=sys.stderr)
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(exit_codes.USAGE)
 
 
@@ -90,6 +92,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help="decoupled weight decay in Adam (AdamW style)")
     p.add_argument("--patience", type=int, help="EarlyStopping patience on validation loss")
     p.add_argument("--seed", type=int)
+    p.add_argument("--unlabeled", metavar="PATH",
+                   help="distil: also train on these unlabelled reviews (folder or .tar.gz with train/unsup/*.txt; "
+                        "copies of test reviews dropped), with soft targets from an n-gram teacher fitted on the "
+                        "fit split (two labels)")
+    p.add_argument("--bag-dim", type=int,
+                   help="also train an n-gram bag (unigram + hashed bigram embeddings of this width) and mix its "
+                        "logit into the score, weighted on validation; 0: the BiLSTM alone (default: preset's)")
+    p.add_argument("--bag-buckets", type=int, help="hash buckets of the bag's bigrams (default: 65536)",
+                   default=None)
+    p.add_argument("--validation", choices=["random", "movie", "auto"],
+                   help="hold out a stratified random draw, or whole movies (aclImdb: the test split shares no "
+                        "movie with training); auto: movie for aclImdb, else random (default: preset's)")
+    p.add_argument("--pretrained", metavar="FOLDER",
+                   help="start the embedding and BiLSTM from a `python -m train pretrain` folder (its vocabulary "
+                        "too); --vocab-size, --embedding-dim and --units must match it")
     return p
 
 
@@ -98,29 +115,46 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    own = ("data", "preset", "out", "restart", "force", "text_field", "label_field", "labels", "test_data",
-           "class_weight")
-    overrides = {k: v for k, v in vars(args).items() if k not in own}
-    settings = PRESETS[args.preset].with_overrides(**overrides)
+def run_stage(settings: Any, stage: Callable[[], Any]) -> tuple[int, Any]:
+    """Check ``settings``, then run ``stage`` with the shared exit codes: (code, its result or None)."""
     try:
         settings.check()
     except SettingsError as exc:
-        return _fail(exit_codes.USAGE, str(exc))
+        return _fail(exit_codes.USAGE, str(exc)), None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        spec = source_spec(args.data, args.text_field, args.label_field, args.labels, args.test_data)
-        report = run.train(spec, args.out, settings, args.preset, restart=args.restart, force=args.force,
-                           class_weight=args.class_weight)
+        return exit_codes.OK, stage()
     except (SettingsError, OutputError, DataError, CheckpointError) as exc:
-        return _fail(exit_codes.USAGE, str(exc))
+        return _fail(exit_codes.USAGE, str(exc)), None
     except KeyboardInterrupt:
         return _fail(exit_codes.INTERRUPTED, "interrupted; run the same command again to resume from the last "
-                                             "finished epoch")
+                                             "finished epoch"), None
     except Exception as exc:  # a bug: one line, never a traceback
-        return _fail(exit_codes.INTERNAL, f"unexpected {type(exc).__name__}: {exc}")
+        return _fail(exit_codes.INTERNAL, f"unexpected {type(exc).__name__}: {exc}"), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["pretrain"]:
+        from train.pretrain_cli import main as pretrain_main
+
+        return pretrain_main(argv[1:])
+    args = _parser().parse_args(argv)
+    own = ("data", "preset", "out", "restart", "force", "text_field", "label_field", "labels", "test_data",
+           "class_weight", "pretrained", "unlabeled")
+    overrides = {k: v for k, v in vars(args).items() if k not in own}
+    settings = PRESETS[args.preset].with_overrides(**overrides)
+
+    def stage():
+        spec = source_spec(args.data, args.text_field, args.label_field, args.labels, args.test_data)
+        return run.train(spec, args.out, settings, args.preset, restart=args.restart, force=args.force,
+                         class_weight=args.class_weight, pretrained=args.pretrained, unlabeled=args.unlabeled)
+
+    code, report = run_stage(settings, stage)
+    if report is None:
+        return code
     print(f"test accuracy {report.test_accuracy:.4f} ({report.data.test_reviews} rows; labels "
           f"{', '.join(report.labels)}), "
           f"{report.wall_time_s:.0f} s; artifacts in {args.out}")

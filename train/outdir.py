@@ -26,6 +26,7 @@ CHECKPOINT_DIR = ".checkpoints"
 OWN_FILES = (MODEL_FILE, VOCAB_FILE, REPORT_FILE, PLOT_FILE)
 # Temp files of storage.atomic_write_* / temp_path_beside for the files above, and of the write probe.
 OWN_TEMP_FILES = (".model.*.keras", f".{VOCAB_FILE}.*.tmp", f".{REPORT_FILE}.*.tmp", ".training_curves.*.png",
+                  ".encoder.*.npz", ".pretrain_report.json.*.tmp", ".pretrain_curves.*.png",
                   ".write-test.*")
 MANIFEST_FILE = "manifest.json"
 EXPORT_FILES = ("model.onnx", "model.int8.onnx", "parity_report.md", "parity_diff_hist.png")
@@ -46,10 +47,10 @@ class OutputPlan:
     own_temp: tuple[str, ...]
 
 
-def _is_own(entry: Path) -> bool:
+def _is_own(entry: Path, own: tuple[str, ...] = OWN_FILES) -> bool:
     if entry.name == CHECKPOINT_DIR:
         return entry.is_dir() and not entry.is_symlink()
-    return entry.name in OWN_FILES and entry.is_file() and not entry.is_symlink()
+    return entry.name in own and entry.is_file() and not entry.is_symlink()
 
 
 def _is_own_temp(name: str) -> bool:
@@ -66,13 +67,13 @@ def _listed_in_manifest(folder: Path) -> list[str]:
     return [name for name in names if isinstance(name, str) and name and Path(name).name == name]
 
 
-def _inspect(folder: Path) -> OutputPlan:
+def _inspect(folder: Path, own: tuple[str, ...]) -> OutputPlan:
     entries = sorted(folder.iterdir())
-    exported = {MANIFEST_FILE, *EXPORT_FILES, *_listed_in_manifest(folder)} - set(OWN_FILES)
+    exported = {MANIFEST_FILE, *EXPORT_FILES, *_listed_in_manifest(folder)} - set(own)
     export_files = [e.name for e in entries if e.name in exported and e.is_file()]
     export_files.sort(key=lambda name: name != MANIFEST_FILE)  # the manifest goes first
     own_temp = [e.name for e in entries if _is_own_temp(e.name) and e.is_file()]
-    foreign = [e.name for e in entries if not _is_own(e) and e.name not in export_files and e.name not in own_temp]
+    foreign = [e.name for e in entries if not _is_own(e, own) and e.name not in export_files and e.name not in own_temp]
     return OutputPlan(folder, tuple(export_files), tuple(foreign), tuple(own_temp))
 
 
@@ -107,8 +108,11 @@ def _ensure_writable(folder: Path) -> None:
         raise OutputError(f"--out {folder}: cannot write in the folder ({error.strerror or error})") from None
 
 
-def check_output(folder: str | os.PathLike[str], *, force: bool = False) -> OutputPlan:
+def check_output(folder: str | os.PathLike[str], *, force: bool = False, own: tuple[str, ...] = OWN_FILES
+                 ) -> OutputPlan:
     """Refuse a folder training cannot or must not write into (:class:`OutputError`); create it if missing.
+
+    ``own``: the files the stage writes (training's by default; pretraining passes its own).
 
     Changes nothing but creating the folder (and a probe file, removed at once): see :func:`clear_output`.
     """
@@ -118,7 +122,7 @@ def check_output(folder: str | os.PathLike[str], *, force: bool = False) -> Outp
     plan = OutputPlan(folder, (), (), ())
     if folder.is_dir():
         try:
-            plan = _inspect(folder)
+            plan = _inspect(folder, own)
         except OSError as error:
             raise OutputError(f"--out {folder}: cannot list the folder ({error.strerror or error})") from None
     _refuse_unless_forced(plan, force)

@@ -32,9 +32,15 @@ class Settings:
     learning_rate: float = 1e-3
     weight_decay: float | None = None
     validation_fraction: float = 0.1
+    validation: Literal["random", "movie", "auto"] = "random"
+    """How validation reviews are held out: a stratified random draw, or whole movies (aclImdb only);
+    ``auto``: movies when the source names them (aclImdb), else random."""
     patience: int = 2
     seed: int = 1337
     max_samples: int | None = None
+    bag_dim: int = 0
+    """Width of the n-gram bag branch (``train.bag``) mixed into the score; 0: the BiLSTM alone."""
+    bag_buckets: int = 65_536
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +104,11 @@ def _problems(s: Settings) -> list[str | None]:
         _choice(s, "padding", ("pre", "post")),
         _choice(s, "truncating", ("pre", "post")),
         _choice(s, "cell", ("lstm", "gru")),
+        _choice(s, "validation", ("random", "movie", "auto")),
+        _at_least(s, "bag_dim", 0), _at_least(s, "bag_buckets", 1),
+        None if not s.bag_dim or s.mask_zero is True else "--bag-dim needs a masked model (the default preset's)",
+        None if not s.bag_dim or not isinstance(s.vocab_size, int) or s.vocab_size <= 71_000 else
+        "--bag-dim hashes bigrams in int32: --vocab-size must be at most 71000",
         _choice(s, "mask_zero", (False, True)),
     ]
     return problems
@@ -111,5 +122,6 @@ PRESETS: dict[str, Settings] = {
     "default": Settings(
         vocab_size=30_000, max_len=600, padding="post", truncating="pre", mask_zero=True,
         embedding_dim=64, embedding_dropout=0.4, units=32, dropout=0.5, weight_decay=0.3, epochs=8,
+        validation="auto",
     ),
 }

@@ -193,6 +193,12 @@ class TrainingReport:
     versions: dict[str, str]
     class_weights: dict[str, float] | None = None
     """``--class-weight balanced``: the loss weight of each label (absent when not used)."""
+    pretrained: dict[str, Any] | None = None
+    branches: dict[str, Any] | None = None
+    distillation: dict[str, Any] | None = None
+    """``--unlabeled``: the unlabelled reviews used, the test copies dropped, and the teacher's figures."""
+    """``--bag-dim``: the mixing weight and each branch's validation and test accuracy (absent without it)."""
+    """``--pretrained``: the pretraining artifact the encoder started from (absent when not used)."""
 
     @classmethod
     def from_dict(cls, obj: Any, source: str | os.PathLike[str] = "<dict>") -> TrainingReport:
@@ -230,6 +236,9 @@ class TrainingReport:
             resumed=_get(obj, "resumed", bool),
             versions={key: _check(value, str, f"versions.{key}") for key, value in versions.items()},
             class_weights=_weights(_optional(obj, "class_weights", dict, "")),
+            pretrained=_optional(obj, "pretrained", dict, ""),
+            branches=_optional(obj, "branches", dict, ""),
+            distillation=_optional(obj, "distillation", dict, ""),
         )
 
     @classmethod
@@ -269,6 +278,9 @@ class TrainingReport:
             "resumed": self.resumed,
             "versions": dict(self.versions),
             **({} if self.class_weights is None else {"class_weights": dict(self.class_weights)}),
+            **({} if self.pretrained is None else {"pretrained": dict(self.pretrained)}),
+            **({} if self.branches is None else {"branches": dict(self.branches)}),
+            **({} if self.distillation is None else {"distillation": dict(self.distillation)}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ class Dataset:
     equal_draws: bool = False
     """Draw validation rows in equal shares per class (the aclImdb sentiment recipe, kept as it was)."""
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    train_members: tuple[tuple[str, str], ...] | None = None
+    """aclImdb only: (pos|neg, file name) of each training row, which names its movie (``train.movies``)."""
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -332,8 +334,10 @@ def _imdb_dataset(spec: SourceSpec) -> Dataset:
         sources.append(_source_info(test_rows, "test"))
         how = {"from": "test-data"}
     equal = label_field == SENTIMENT and labels == LABELS
-    return _dataset(spec, _split(splits["train"], labels), _split(test_rows, labels), labels, sources, how,
+    data = _dataset(spec, _split(splits["train"], labels), _split(test_rows, labels), labels, sources, how,
                     equal_draws=equal, label_field=label_field)
+    members = tuple((where.rsplit("/", 2)[1], where.rsplit("/", 1)[1]) for where in splits["train"].where)
+    return replace(data, train_members=members)
 
 
 def _dataset(spec: SourceSpec, train: Split, test: Split, labels: tuple[str, ...], sources: Sequence[dict],
