@@ -124,6 +124,21 @@ def _expected(clf: SentimentClassifier, texts: list[str], threshold: float | Non
             for p in clf.predict(texts, threshold=threshold)]
 
 
+SCORE_ATOL = 1e-6
+"""A text's score may move in its last float32 bits with the batch it shares (the default model's n-gram bag
+sums over the batch's padded length: at most 1.2e-7 on 2,000 test reviews in random batches)."""
+
+
+def assert_same_predictions(got: list[dict], want: list[dict]) -> None:
+    """Same keys, ids and labels; scores within :data:`SCORE_ATOL`."""
+    assert [{k: v for k, v in g.items() if k not in ("score", "scores")} for g in got] == \
+        [{k: v for k, v in w.items() if k not in ("score", "scores")} for w in want]
+    for g, w in zip(got, want):
+        assert g["scores"].keys() == w["scores"].keys()
+        assert abs(g["score"] - w["score"]) <= SCORE_ATOL, (g, w)
+        assert all(abs(g["scores"][k] - w["scores"][k]) <= SCORE_ATOL for k in w["scores"]), (g, w)
+
+
 # --------------------------------------------------------------------------- imports
 
 
@@ -191,15 +206,17 @@ def test_predict_answers_equal_the_python_api(server: Server, clf: SentimentClas
     texts = TINY_SENTENCES
     status, _, doc = server.predict({"text": texts[0]})
     assert status == 200 and doc["model"] == clf.manifest.name
-    assert doc["predictions"] == _expected(clf, texts[:1])
+    assert_same_predictions(doc["predictions"], _expected(clf, texts[:1]))
 
     status, _, doc = server.predict({"texts": texts})
-    assert status == 200 and doc["predictions"] == _expected(clf, texts)
+    assert status == 200
+    assert_same_predictions(doc["predictions"], _expected(clf, texts))
 
     items = [{"id": i * 10, "text": t} for i, t in enumerate(texts)] + [{"id": "x", "text": texts[0]}]
     status, _, doc = server.predict({"items": items, "threshold": 0.9})
     want = _expected(clf, [item["text"] for item in items], threshold=0.9)
-    assert status == 200 and doc["predictions"] == [{"id": item["id"], **w} for item, w in zip(items, want)]
+    assert status == 200
+    assert_same_predictions(doc["predictions"], [{"id": item["id"], **w} for item, w in zip(items, want)])
     assert [p["label"] for p in doc["predictions"]] == [clf.predict(i["text"], threshold=0.9).label for i in items]
 
 
@@ -250,7 +267,8 @@ def test_200_concurrent_requests_all_answered_in_order(server: Server, clf: Sent
     with ThreadPoolExecutor(max_workers=64) as pool:
         answers = list(pool.map(lambda i: server.predict({"items": [{"id": i, "text": reviews[i]}]}), range(200)))
     assert [status for status, _, _ in answers] == [200] * 200
-    assert [doc["predictions"][0] for _, _, doc in answers] == [{"id": i, **w} for i, w in enumerate(want)]
+    assert_same_predictions([doc["predictions"][0] for _, _, doc in answers],
+                            [{"id": i, **w} for i, w in enumerate(want)])
     _, _, text = server.request("GET", "/metrics")
     count = int(re.search(r"edge_infer_batch_size_count (\d+)", text).group(1))  # type: ignore[union-attr]
     texts = int(re.search(r"edge_infer_texts_total (\d+)", text).group(1))  # type: ignore[union-attr]
@@ -304,7 +322,7 @@ def test_sigterm_finishes_requests_in_flight_then_exits(seed_model_dir: Path):
             srv.proc.send_signal(signal.SIGTERM)
             answers = [f.result(timeout=20) for f in futures]
         assert [status for status, _, _ in answers] == [200] * 3
-        assert [doc["predictions"][0] for _, _, doc in answers] == _expected(clf, TINY_SENTENCES[:3])
+        assert_same_predictions([doc["predictions"][0] for _, _, doc in answers], _expected(clf, TINY_SENTENCES[:3]))
         assert srv.proc.wait(20) == 0
         with pytest.raises(OSError):
             srv.request("GET", "/healthz", timeout=2)
