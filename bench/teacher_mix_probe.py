@@ -27,13 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from edge_infer.tokenizer import Tokenizer, Vocabulary  # noqa: E402
 from train.data import default_data_path  # noqa: E402
 from train.presets import PRESETS  # noqa: E402
-from train.run import _logit, _splits  # noqa: E402
+from train.run import _logit, _splits, log_loss, mix_weight  # noqa: E402
 from train.sources import SourceSpec, load_dataset  # noqa: E402
-
-
-def log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    p = np.clip(1.0 / (1.0 + np.exp(-logits)), 1e-7, 1 - 1e-7)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
 def main() -> int:
@@ -59,8 +54,7 @@ def main() -> int:
     bilstm = [branch.predict(x, batch_size=256, verbose=0)[:, 0] / weight for x in (x_val, x_test)]
     teacher, _ = fit_teacher((x_fit, fit.labels), (x_val, validation.labels), settings.seed, verbose=0)
     taught = [_logit(teacher.predict(ngram_features(x), batch_size=512, verbose=0)[:, 0]) for x in (x_val, x_test)]
-    best = min((round(w, 2) for w in np.arange(0.0, 1.0001, 0.05)),
-               key=lambda w: log_loss(w * bilstm[0] + (1 - w) * taught[0], validation.labels))
+    best, _ = mix_weight(bilstm[0], taught[0], validation.labels)
     for name, w in (("mix", best), ("teacher alone", 0.0), ("BiLSTM alone", 1.0)):
         val, tst = (w * b + (1 - w) * t for b, t in zip(bilstm, taught))
         print(f"{name} (BiLSTM weight {w:.2f}): validation accuracy {np.mean((val > 0) == validation.labels):.2%}, "

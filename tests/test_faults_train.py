@@ -480,3 +480,17 @@ def test_report_reader_missing_file(tmp_path):
 
     with pytest.raises(ReportError, match="no such file"):
         TrainingReport.load(tmp_path / "training_report.json")
+
+
+@pytest.mark.parametrize("option", [["--bag-dim", "8"], ["--unlabeled", "."]])
+def test_two_label_option_on_three_labels_is_refused_before_the_folder_changes(tmp_path, option):
+    data = tmp_path / "three.csv"
+    data.write_text("text,label\n" + "".join(f"review number {i},{('bad', 'meh', 'good')[i % 3]}\n"
+                                              for i in range(60)))
+    out = tmp_path / "out"
+    (out / ".checkpoints").mkdir(parents=True)
+    (out / ".checkpoints" / "fingerprint.json").write_text("{}")
+    before = folder_bytes(out)
+    line = assert_one_line_usage_error(run_main("--data", str(data), "--out", str(out), *option))
+    assert "needs two labels, not 3" in line
+    assert folder_bytes(out) == before

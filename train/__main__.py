@@ -99,8 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bag-dim", type=int,
                    help="also train an n-gram bag (unigram + hashed bigram embeddings of this width) and mix its "
                         "logit into the score, weighted on validation; 0: the BiLSTM alone (default: preset's)")
-    p.add_argument("--bag-buckets", type=int, help="hash buckets of the bag's bigrams (default: 65536)",
-                   default=None)
+    p.add_argument("--bag-buckets", type=int, help="hash buckets of the bag's bigrams (default: 65536)")
     p.add_argument("--validation", choices=["random", "movie", "auto"],
                    help="hold out a stratified random draw, or whole movies (aclImdb: the test split shares no "
                         "movie with training); auto: movie for aclImdb, else random (default: preset's)")

@@ -11,8 +11,10 @@ a run killed mid-way continues from its last finished epoch when the same comman
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -177,8 +179,6 @@ def pretrain(labeled: str | Path | None, unlabeled: str | Path | None, out_dir: 
     if history:
         _save_plot(history, out / PRETRAIN_PLOT_FILE, metrics=("loss",))
     atomic_write_text(out / PRETRAIN_REPORT_FILE, json.dumps(report, indent=2) + "\n")
-    import shutil
-
     shutil.rmtree(checkpoints, ignore_errors=True)
     return report
 
@@ -191,12 +191,13 @@ class PretrainedEncoder:
     settings: dict[str, Any]
     vocabulary: Vocabulary
     encoder_file: Path
+    encoder_sha256: str
     report_sha256: str
 
     def summary(self) -> dict[str, Any]:
         """What the training report records about the encoder it started from."""
         return {"path": str(self.folder), "report_sha256": self.report_sha256,
-                "encoder_sha256": file_sha256(self.encoder_file), "settings": self.settings}
+                "encoder_sha256": self.encoder_sha256, "settings": self.settings}
 
     def weights(self) -> dict[str, list[np.ndarray]]:
         """Layer name -> weights, for :data:`ENCODER_LAYERS`."""
@@ -228,9 +229,7 @@ def load_pretrained(folder: str | Path) -> PretrainedEncoder:
         if not path.is_file() or file_sha256(path) != sha:
             raise DataError(f"--pretrained {root}: {path.name} is missing or does not match the sha256 in "
                             f"{PRETRAIN_REPORT_FILE}; run the pretraining again")
-    import hashlib
-
-    return PretrainedEncoder(root, settings, Vocabulary.load(entries["vocabulary"][0]), entries["encoder"][0],
+    return PretrainedEncoder(root, settings, Vocabulary.load(entries["vocabulary"][0]), *entries["encoder"],
                              hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 

@@ -133,29 +133,36 @@ def _save_model(model, settings: Settings, path: Path, classes: int, combined: b
 
 def _open_run(spec: SourceSpec, out: Path, settings: Settings, preset: str, restart: bool,
               force: bool, class_weight: str | None, encoder_sha256: str | None = None,
-              unlabeled: str | Path | None = None) -> tuple[Dataset, ResumeState | None]:
+              unlabeled: str | Path | None = None) -> tuple[Dataset, ResumeState | None, Unlabeled | None]:
     """Every check that can refuse the run (no TensorFlow), then ``out`` made ready: export files removed
-    (``force``), and the checkpoint either kept to resume or replaced by a fresh one."""
+    (``force``), and the checkpoint either kept to resume or replaced by a fresh one.
+
+    Returns the dataset, the checkpoint to resume (or None) and the ``unlabeled`` reviews (or None)."""
     settings.check()
     plan = check_output(out, force=force)
     if settings.cell == "gru":
         log.warning(GRU_WARNING)
     data = load_dataset(spec, settings.seed)
+    if settings.bag_dim and len(data.labels) != 2:
+        raise SettingsError(f"--bag-dim mixes two logits: it needs two labels, not {len(data.labels)}")
+    if unlabeled is not None and len(data.labels) != 2:
+        raise SettingsError(f"--unlabeled distils a two-label teacher: it needs two labels, not {len(data.labels)}")
+    reviews = load_unlabeled(unlabeled, data.test.texts) if unlabeled is not None else None
     checkpoints = out / CHECKPOINT_DIR
     extra = {**data.fingerprint, **({"class_weight": class_weight} if class_weight else {}),
              **({"pretrained_encoder": encoder_sha256} if encoder_sha256 else {}),
-             **({"unlabeled_sha256": _unlabeled_sha(unlabeled)} if unlabeled is not None else {})}
+             **({"unlabeled_sha256": reviews.sha256} if reviews is not None else {})}
     wanted = fingerprint(settings, preset, data.sha256, extra)
     resume = resume_state(checkpoints, wanted, restart=restart)
     for line in clear_output(plan):
         log.info(line)
     if resume is not None:
         log.info("resuming the interrupted run from %s after epoch %d", checkpoints, resume.epoch)
-        return data, resume
+        return data, resume, reviews
     if restart and checkpoints.exists():
         log.info("--restart: discarding the checkpoint in %s", checkpoints)
     start_fresh(checkpoints, wanted)
-    return data, None
+    return data, None, reviews
 
 
 def _fit(settings: Settings, fit: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
@@ -214,25 +221,11 @@ def _add_bag(settings: Settings, bilstm, fit: tuple[np.ndarray, np.ndarray], val
     bag.fit(*fit, validation_data=validation, epochs=30, batch_size=settings.batch_size, callbacks=[stop],
             verbose=1 if sys.stderr.isatty() else 2)
     logits = [_logit(part.predict(validation[0], batch_size=256, verbose=0)[:, 0]) for part in (bilstm, bag)]
-    truth = validation[1].astype(np.float64)
-
-    def log_loss(weight: float) -> float:
-        p = 1.0 / (1.0 + np.exp(-(weight * logits[0] + (1.0 - weight) * logits[1])))
-        p = np.clip(p, 1e-7, 1 - 1e-7)
-        return float(-np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
-
-    weight = min((round(w, 2) for w in np.arange(0.0, 1.0001, 0.05)), key=log_loss)
-    log.info("n-gram bag mixed in with weight %.2f for the BiLSTM (validation log loss %.4f)", weight,
-             log_loss(weight))
+    weight, loss = mix_weight(logits[0], logits[1], validation[1])
+    log.info("n-gram bag mixed in with weight %.2f for the BiLSTM (validation log loss %.4f)", weight, loss)
     combined = combined_model(bilstm, bag, weight)  # saved as it is: uncompiled
     combined.compile(loss="binary_crossentropy", metrics=["accuracy"])  # for evaluate(); no optimizer state
     return combined, bag, weight
-
-
-def _unlabeled_sha(path: str | Path) -> str:
-    from train.unlabeled import source_sha256
-
-    return source_sha256(path)
 
 
 def _with_soft_targets(settings: Settings, fit: tuple[np.ndarray, np.ndarray],
@@ -257,6 +250,20 @@ def _with_soft_targets(settings: Settings, fit: tuple[np.ndarray, np.ndarray],
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p))
+
+
+def log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean binary cross-entropy of ``sigmoid(logits)`` against 0/1 ``labels``."""
+    p = np.clip(1.0 / (1.0 + np.exp(-logits)), 1e-7, 1 - 1e-7)
+    truth = labels.astype(np.float64)
+    return float(-np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
+
+
+def mix_weight(first: np.ndarray, second: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(w, log loss): the w in 0, 0.05, ..., 1 whose ``w * first + (1 - w) * second`` has the lowest log loss."""
+    weight = min((round(w, 2) for w in np.arange(0.0, 1.0001, 0.05)),
+                 key=lambda w: log_loss(w * first + (1 - w) * second, labels))
+    return weight, log_loss(weight * first + (1 - weight) * second, labels)
 
 
 def _weights(data: Dataset, fit_split: Split, class_weight: str | None
@@ -302,14 +309,9 @@ def train(data_path: str | Path | SourceSpec, out_dir: str | Path, settings: Set
     encoder = load_pretrained(pretrained) if pretrained is not None else None
     if encoder is not None:
         check_compatible(encoder, settings)
-    data, resume = _open_run(spec, out, settings, preset, restart, force, class_weight,
-                             None if encoder is None else encoder.summary()["encoder_sha256"], unlabeled)
+    data, resume, extra = _open_run(spec, out, settings, preset, restart, force, class_weight,
+                                    None if encoder is None else encoder.encoder_sha256, unlabeled)
     checkpoints = out / CHECKPOINT_DIR
-    if settings.bag_dim and len(data.labels) != 2:
-        raise SettingsError(f"--bag-dim mixes two logits: it needs two labels, not {len(data.labels)}")
-    if unlabeled is not None and len(data.labels) != 2:
-        raise SettingsError(f"--unlabeled distils a two-label teacher: it needs two labels, not {len(data.labels)}")
-    extra = load_unlabeled(unlabeled, data.test.texts) if unlabeled is not None else None
     if extra is not None and settings.max_samples and settings.max_samples < len(extra.texts):
         keep = np.sort(np.random.default_rng(settings.seed).choice(len(extra.texts), settings.max_samples, False))
         extra = replace(extra, texts=[extra.texts[i] for i in keep], names=[extra.names[i] for i in keep])

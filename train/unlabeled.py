@@ -60,14 +60,6 @@ def _read(source: Path) -> tuple[list[tuple[str, str]], str]:
     return sorted(items), file_sha256(source)
 
 
-def source_sha256(path: str | os.PathLike[str]) -> str:
-    """The archive's sha256, or for a folder a digest of its unlabelled files' names and texts."""
-    source = Path(path)
-    if not source.exists():
-        raise DataError(f"{source}: no such file or directory (the unlabelled aclImdb reviews)")
-    return _read(source)[1] if source.is_dir() else file_sha256(source)
-
-
 def drop_test_copies(texts: Iterable[str], test_texts: Iterable[str]) -> tuple[list[int], int]:
     """(indices of ``texts`` to keep, count dropped): a text is dropped when, stripped, it equals a stripped
     test text."""
