@@ -18,12 +18,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, NoReturn
 
 from edge_infer import exit_codes
 from train import run
 from train.checkpoint import CheckpointError
 from train.data import DataError, default_data_path
+from train.mixture import Mixture, parse_pairs
 from train.outdir import OutputError
 from train.presets import PRESETS, SettingsError
 from train.sources import source_spec
@@ -59,9 +62,21 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m train", description=DESCRIPTION, epilog=exit_codes.describe(),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(default_data_path()),
-                   help="aclImdb folder or .tar.gz, FILE.csv, FILE.jsonl, or FOLDER/<label>/*.txt "
-                        "(default: %(default)s, or $EDGE_INFER_DATA)")
+    p.add_argument("--data", action="append",
+                   help="aclImdb folder or .tar.gz, FILE.csv, FILE.jsonl (either may be .gz), or FOLDER/<label>/*.txt "
+                        f"(default: {default_data_path()}, or $EDGE_INFER_DATA). Give it again to add training rows "
+                        "from more CSV/JSONL sources; the first one's test split stays the run's test split")
+    p.add_argument("--split-field", help="CSV column / JSON key naming each row's split: only rows whose value is "
+                                         "'train' are trained on; dev/test rows (and training rows equal to them) "
+                                         "never reach training or validation")
+    p.add_argument("--domain-field", default="domain",
+                   help="CSV column / JSON key naming a row's domain, for --rate (default: %(default)s)")
+    p.add_argument("--rate", action="append", metavar="KEY=R",
+                   help="keep a seeded share R in (0, 1] of the further sources' training rows whose file name or "
+                        "domain is KEY, e.g. twitter/sentiment140=0.3 (repeatable)")
+    p.add_argument("--soft-label", action="append", metavar="NAME=P",
+                   help="two labels: train rows labelled NAME towards probability P of the second label instead "
+                        "of refusing them, e.g. neutral=0.5 (repeatable)")
     p.add_argument("--text-field", help="CSV column / JSON key of the text (default: text)")
     p.add_argument("--label-field", help="CSV column / JSON key of the label (default: label); for aclImdb "
                                          "sentiment (default) or stars")
@@ -142,12 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         return pretrain_main(argv[1:])
     args = _parser().parse_args(argv)
     own = ("data", "preset", "out", "restart", "force", "text_field", "label_field", "labels", "test_data",
-           "class_weight", "pretrained", "unlabeled")
+           "class_weight", "pretrained", "unlabeled", "split_field", "domain_field", "rate", "soft_label")
     overrides = {k: v for k, v in vars(args).items() if k not in own}
     settings = PRESETS[args.preset].with_overrides(**overrides)
 
     def stage():
-        spec = source_spec(args.data, args.text_field, args.label_field, args.labels, args.test_data)
+        data = args.data or [str(default_data_path())]
+        spec = source_spec(data[0], args.text_field, args.label_field, args.labels, args.test_data)
+        if len(data) > 1 or args.split_field or args.rate or args.soft_label:
+            spec = replace(spec, mix=Mixture(
+                tuple(Path(d) for d in data[1:]), args.split_field, args.domain_field,
+                parse_pairs(args.rate, "--rate", low=0.0, high=1.0, low_open=True),
+                parse_pairs(args.soft_label, "--soft-label", low=0.0, high=1.0)))
         return run.train(spec, args.out, settings, args.preset, restart=args.restart, force=args.force,
                          class_weight=args.class_weight, pretrained=args.pretrained, unlabeled=args.unlabeled)
 

@@ -47,6 +47,61 @@ class EpochBatches(keras.utils.PyDataset):
         return self.x[rows], self.y[rows], self.sample_weights[rows]
 
 
+class LengthBatches(EpochBatches):
+    """:class:`EpochBatches` of rows of similar length, each cut to its longest row.
+
+    Exact for a masked model fed post-padded rows: the trailing padding cut off is masked anyway. Each epoch
+    shuffles the rows by (seed, epoch), sorts each window of ``WINDOW`` batches by length, cuts it into
+    batches and shuffles the batches. ``shuffle=False`` keeps one fixed order (for validation).
+    """
+
+    WINDOW = 50
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                 sample_weights: np.ndarray | None = None, shuffle: bool = True) -> None:
+        self.lengths = np.maximum(1, (x != 0).sum(axis=1))
+        self.shuffle = shuffle
+        super().__init__(x, y, batch_size, seed, sample_weights)
+
+    def set_epoch(self, epoch: int) -> None:
+        size = self.batch_size
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            self.batches = [order[i:i + size] for i in range(0, len(order), size)]
+            return
+        rng = np.random.default_rng([self.seed, epoch])
+        order, batches = rng.permutation(len(self.x)), []
+        for start in range(0, len(order), size * self.WINDOW):
+            window = order[start:start + size * self.WINDOW]
+            window = window[np.argsort(self.lengths[window], kind="stable")]
+            batches += [window[i:i + size] for i in range(0, len(window), size)]
+        self.batches = [batches[i] for i in rng.permutation(len(batches))]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+        rows = self.batches[index]
+        x = self.x[rows, :int(self.lengths[rows].max())]
+        if self.sample_weights is None:
+            return x, self.y[rows]
+        return x, self.y[rows], self.sample_weights[rows]
+
+    def dataset(self):
+        """A ``tf.data.Dataset`` over the batches of the current epoch, with a free length dimension (a
+        ``PyDataset`` would fix the shape seen in its first two batches)."""
+        import tensorflow as tf
+
+        def batches():
+            for index in range(len(self)):
+                yield self[index]
+
+        first = self[0]
+        signature = tuple(tf.TensorSpec((None,) * a.ndim, tf.as_dtype(a.dtype)) for a in first)
+        dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+
+
 class ShuffleEachEpoch(keras.callbacks.Callback):
     """Tells :class:`EpochBatches` which epoch starts (fit counts epochs from ``initial_epoch`` on resume)."""
 

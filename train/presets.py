@@ -41,6 +41,11 @@ class Settings:
     bag_dim: int = 0
     """Width of the n-gram bag branch (``train.bag``) mixed into the score; 0: the BiLSTM alone."""
     bag_buckets: int = 65_536
+    bucket_by_length: bool = False
+    """Batch rows of similar length, each batch cut to its longest row (masked, post-padded models only):
+    the same model function, far fewer steps on short texts; batches differ from an unbucketed run's."""
+    calibrate: bool = False
+    """Fit a temperature on the validation rows after training and fold it into the last layer(s)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +115,10 @@ def _problems(s: Settings) -> list[str | None]:
         None if not s.bag_dim or not isinstance(s.vocab_size, int) or s.vocab_size <= 71_000 else
         "--bag-dim hashes bigrams in int32: --vocab-size must be at most 71000",
         _choice(s, "mask_zero", (False, True)),
+        _choice(s, "bucket_by_length", (False, True)),
+        _choice(s, "calibrate", (False, True)),
+        None if not s.bucket_by_length or (s.mask_zero is True and s.padding == "post") else
+        "bucketing by length needs a masked, post-padded model (the default and general presets')",
     ]
     return problems
 
@@ -123,5 +132,12 @@ PRESETS: dict[str, Settings] = {
         vocab_size=30_000, max_len=600, padding="post", truncating="pre", mask_zero=True,
         embedding_dim=64, embedding_dropout=0.4, units=32, dropout=0.5, weight_decay=0.3, epochs=8,
         validation="auto",
+    ),
+    # Everyday text: aclImdb plus product reviews, tweets and sentences (docs/models/general.md). Short texts
+    # dominate, so batches are bucketed by length; the probabilities are calibrated on validation.
+    "general": Settings(
+        vocab_size=40_000, max_len=600, padding="post", truncating="pre", mask_zero=True,
+        embedding_dim=64, embedding_dropout=0.3, units=32, dropout=0.5, weight_decay=0.3, epochs=8,
+        validation="random", bag_dim=16, bucket_by_length=True, calibrate=True,
     ),
 }

@@ -196,6 +196,8 @@ class TrainingReport:
     pretrained: dict[str, Any] | None = None
     branches: dict[str, Any] | None = None
     distillation: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    """``calibrate``: the temperature folded into the last layer(s) and the validation figures before/after."""
     """``--unlabeled``: the unlabelled reviews used, the test copies dropped, and the teacher's figures."""
     """``--bag-dim``: the mixing weight and each branch's validation and test accuracy (absent without it)."""
     """``--pretrained``: the pretraining artifact the encoder started from (absent when not used)."""
@@ -239,6 +241,7 @@ class TrainingReport:
             pretrained=_optional(obj, "pretrained", dict, ""),
             branches=_optional(obj, "branches", dict, ""),
             distillation=_optional(obj, "distillation", dict, ""),
+            calibration=_optional(obj, "calibration", dict, ""),
         )
 
     @classmethod
@@ -281,6 +284,7 @@ class TrainingReport:
             **({} if self.pretrained is None else {"pretrained": dict(self.pretrained)}),
             **({} if self.branches is None else {"branches": dict(self.branches)}),
             **({} if self.distillation is None else {"distillation": dict(self.distillation)}),
+            **({} if self.calibration is None else {"calibration": dict(self.calibration)}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:

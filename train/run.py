@@ -176,7 +176,15 @@ def _fit(settings: Settings, fit: tuple[np.ndarray, np.ndarray], validation: tup
     """
     import keras
 
-    from train.callbacks import Checkpoint, EarlyStop, EpochBatches, ShuffleEachEpoch, TrainingClock, restore
+    from train.callbacks import (
+        Checkpoint,
+        EarlyStop,
+        EpochBatches,
+        LengthBatches,
+        ShuffleEachEpoch,
+        TrainingClock,
+        restore,
+    )
     from train.model import build_model
 
     keras.utils.set_random_seed(settings.seed)
@@ -187,7 +195,13 @@ def _fit(settings: Settings, fit: tuple[np.ndarray, np.ndarray], validation: tup
         for name, weights in encoder.weights().items():
             model.get_layer(name).set_weights(weights)
     early_stop = EarlyStop(settings.patience, resume)
-    batches = EpochBatches(*fit, settings.batch_size, settings.seed, sample_weights)
+    if settings.bucket_by_length:
+        batches: EpochBatches = LengthBatches(*fit, settings.batch_size, settings.seed, sample_weights)
+        train_data, validation = batches.dataset(), LengthBatches(*validation, 256, settings.seed,
+                                                                  shuffle=False).dataset()
+    else:
+        batches = EpochBatches(*fit, settings.batch_size, settings.seed, sample_weights)
+        train_data = batches
     clock = TrainingClock(checkpoints / ELAPSED_FILE, started)
     # Order matters: the epoch's history row is flushed, and EarlyStop decides, before Checkpoint commits
     # the epoch; a run killed before the commit redoes the epoch (and rewrites its history row).
@@ -200,7 +214,7 @@ def _fit(settings: Settings, fit: tuple[np.ndarray, np.ndarray], validation: tup
     ]
     initial_epoch = 0 if resume is None else settings.epochs if early_stop.stopped else resume.epoch
     model.fit(
-        batches, validation_data=validation, epochs=settings.epochs, initial_epoch=initial_epoch,
+        train_data, validation_data=validation, epochs=settings.epochs, initial_epoch=initial_epoch,
         shuffle=False,  # EpochBatches shuffles, by (seed, epoch): Keras' own shuffle would not survive a resume
         callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2,
     )
@@ -321,7 +335,11 @@ def train(data_path: str | Path | SourceSpec, out_dir: str | Path, settings: Set
     log.info("labels %s; rows: %d fit, %d validation, %d test", ", ".join(data.labels), len(fit_split),
              len(val_split), len(test_split))
     weights, row_weights = _weights(data, fit_split, class_weight)
-    vocab_texts = fit_split.texts + (extra.texts if extra else [])
+    if data.soft is not None and settings.max_samples and settings.max_samples < len(data.soft[0]):
+        keep = np.sort(np.random.default_rng(settings.seed).choice(len(data.soft[0]), settings.max_samples, False))
+        data = replace(data, soft=([data.soft[0][i] for i in keep], data.soft[1][keep]))
+    soft_texts = data.soft[0] if data.soft is not None else []
+    vocab_texts = fit_split.texts + (extra.texts if extra else []) + soft_texts
     vocabulary = encoder.vocabulary if encoder else build_vocabulary(vocab_texts, settings.vocab_size)
     tokenizer = Tokenizer(vocabulary, settings.max_len, settings.padding, settings.truncating)
     x_val, x_fit = tokenizer.encode(val_split.texts), tokenizer.encode(fit_split.texts)
@@ -332,11 +350,21 @@ def train(data_path: str | Path | SourceSpec, out_dir: str | Path, settings: Set
                                                     tokenizer.encode(extra.texts), extra)
         row_weights = None if row_weights is None else np.concatenate(
             [row_weights, np.ones(len(extra.texts), dtype=np.float32)])
+    if data.soft is not None:
+        fit_rows = (np.concatenate([fit_rows[0], tokenizer.encode(soft_texts)]),
+                    np.concatenate([fit_rows[1].astype(np.float32), data.soft[1]]))
+        row_weights = None if row_weights is None else np.concatenate(
+            [row_weights, np.ones(len(soft_texts), dtype=np.float32)])
     model, early_stop, clock = _fit(settings, fit_rows, (x_val, val_split.labels), checkpoints,
                                     resume, started, len(data.labels), row_weights, encoder)
     bilstm, bag = model, None
     if settings.bag_dim:
         model, bag, weight = _add_bag(settings, model, (x_fit, fit_split.labels), (x_val, val_split.labels))
+    calibration = None
+    if settings.calibrate:
+        from train.calibration import calibrate
+
+        calibration = calibrate(model, x_val, val_split.labels, combined=bag is not None)
 
     # The test split is read once, here, for the reported figure. Both figures are the kept weights'.
     x_test = tokenizer.encode(test_split.texts)
@@ -376,6 +404,7 @@ def train(data_path: str | Path | SourceSpec, out_dir: str | Path, settings: Set
         pretrained=None if encoder is None else encoder.summary(),
         branches=branches,
         distillation=distillation,
+        calibration=calibration,
     )
     report.save(out / REPORT_FILE)
     if history:

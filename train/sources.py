@@ -17,6 +17,7 @@ stratified ``TEST_FRACTION`` of the rows is held out as the test split. No Tenso
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import os
@@ -35,8 +36,8 @@ TEST_FRACTION = 0.2
 STAR_BINS = (("1-2", (1, 2)), ("3-4", (3, 4)), ("7-8", (7, 8)), ("9-10", (9, 10)))
 """aclImdb ``--label-field stars``: classes of star ratings (5 and 6 stars are not in the labelled set)."""
 SENTIMENT, STARS = "sentiment", "stars"
-CSV_SUFFIXES = (".csv",)
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
+CSV_SUFFIXES = (".csv", ".csv.gz")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 DEFAULT_TEXT_FIELD, DEFAULT_LABEL_FIELD = "text", "label"
 
 
@@ -49,6 +50,8 @@ class SourceSpec:
     label_field: str | None = None
     labels: tuple[str, ...] | None = None
     test_data: Path | None = None
+    mix: Any = None
+    """A :class:`train.mixture.Mixture` (more training sources, split field, rates, soft labels), or None."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Rows:
     path: str
     sha256: str
     skipped_empty: int = 0
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    """Values of the extra string fields asked for (e.g. ``split``, ``domain``), one per row ("" if absent)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Dataset:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     train_members: tuple[tuple[str, str], ...] | None = None
     """aclImdb only: (pos|neg, file name) of each training row, which names its movie (``train.movies``)."""
+    soft: tuple[list[str], np.ndarray] | None = None
+    """Training rows with a soft target for class 1 instead of a label (``--soft-label``), or None."""
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -112,9 +119,17 @@ def _label_name(value: Any, where: str, field_name: str) -> str:
     return name
 
 
+def _open_text(path: Path, newline: str | None = None):
+    """``path`` opened as UTF-8 text (a BOM dropped), through gzip when its name ends in ``.gz``."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
+    return path.open(encoding="utf-8-sig", newline=newline)
+
+
 def _collect(records: Iterator[tuple[str, dict[str, Any]]], text_field: str, label_field: str, kind: str,
-             path: Path) -> Rows:
+             path: Path, keep: Sequence[str] = ()) -> Rows:
     texts, names, wheres, skipped = [], [], [], 0
+    kept: dict[str, list[str]] = {name: [] for name in keep}
     for where, record in records:
         for key in (text_field, label_field):
             if key not in record:
@@ -130,12 +145,15 @@ def _collect(records: Iterator[tuple[str, dict[str, Any]]], text_field: str, lab
         texts.append(text)
         names.append(label)
         wheres.append(where)
-    return Rows(texts, names, wheres, kind, str(path), file_sha256(path), skipped)
+        for name, values in kept.items():
+            value = record.get(name, "")
+            values.append(value if isinstance(value, str) else str(value))
+    return Rows(texts, names, wheres, kind, str(path), file_sha256(path), skipped, kept)
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with _open_text(path, newline="") as handle:
             reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if not header:
@@ -157,7 +175,7 @@ def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        with path.open(encoding="utf-8-sig") as handle:
+        with _open_text(path) as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
@@ -171,6 +189,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield where, record
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except (OSError, EOFError) as error:  # a broken .gz
+        raise DataError(f"{path}: cannot be read ({error})") from None
 
 
 def _read_folder(path: Path) -> Rows:
@@ -195,15 +215,17 @@ def _read_folder(path: Path) -> Rows:
     return Rows(texts, names, wheres, "folder", str(path), digest.hexdigest(), skipped)
 
 
-def read_rows(path: Path, text_field: str | None = None, label_field: str | None = None) -> Rows:
-    """Every labelled row of a CSV, JSONL or folder-per-label source."""
+def read_rows(path: Path, text_field: str | None = None, label_field: str | None = None,
+              keep: Sequence[str] = ()) -> Rows:
+    """Every labelled row of a CSV, JSONL (either may be gzipped) or folder-per-label source; ``keep``:
+    other fields whose values to record per row (:attr:`Rows.fields`)."""
     kind = kind_of(path)
     text_field = text_field or DEFAULT_TEXT_FIELD
     label_field = label_field or DEFAULT_LABEL_FIELD
     if kind == "csv":
-        rows = _collect(_csv_records(path), text_field, label_field, kind, path)
+        rows = _collect(_csv_records(path), text_field, label_field, kind, path, keep)
     elif kind == "jsonl":
-        rows = _collect(_jsonl_records(path), text_field, label_field, kind, path)
+        rows = _collect(_jsonl_records(path), text_field, label_field, kind, path, keep)
     elif kind == "folder":
         return _read_folder(path)
     else:
@@ -291,6 +313,10 @@ def _source_info(rows: Rows, role: str) -> dict[str, Any]:
 
 def load_dataset(spec: SourceSpec, seed: int) -> Dataset:
     """Read ``spec`` into train and test splits (:class:`DataError` with one line if it cannot)."""
+    if spec.mix is not None:
+        from train.mixture import load_mixture
+
+        return load_mixture(spec, seed)
     kind = kind_of(spec.data)
     if kind == "aclimdb":
         return _imdb_dataset(spec)
