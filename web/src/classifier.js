@@ -57,6 +57,25 @@ function checkSignature(session, manifest, location) {
   return { input, output };
 }
 
+/**
+ * The texts of `predict(text)`: one string, or an array or other iterable of them (not a String object).
+ * @returns {{single: boolean, texts: any[]}}
+ */
+function textsOf(text) {
+  if (typeof text === 'string') return { single: true, texts: [text] };
+  if (Array.isArray(text)) return { single: false, texts: text };
+  if (typeof text === 'object' && text !== null && !(text instanceof String) && typeof text[Symbol.iterator] === 'function') {
+    return { single: false, texts: Array.from(text) };
+  }
+  throw new TypeError(`predict: text must be a string or an array (or other iterable) of strings, not ${typeName(text)}`);
+}
+
+function typeName(value) {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  return `a ${value.constructor?.name ?? 'Object'} object`;
+}
+
 /** Classify movie reviews with an exported model folder. Create it with `SentimentClassifier.load`. */
 export class SentimentClassifier {
   /** @private */
@@ -128,13 +147,13 @@ export class SentimentClassifier {
 
   /**
    * Classify one text (a Prediction) or an array of texts (an array, same order), as Python's `predict`.
-   * @param {string | string[]} text
+   * @param {string | Iterable<string>} text a string, or an array (or other iterable) of strings
    * @param {{threshold?: number}} [options] overrides the manifest's threshold (two-label models)
    * @returns {Promise<Prediction | Prediction[]>}
+   * @throws {TypeError} for anything else (a number, a plain object, a String object ...) or a text that is not a string
    */
   async predict(text, { threshold } = {}) {
-    const single = typeof text === 'string';
-    const texts = single ? [text] : Array.from(text);
+    const { single, texts } = textsOf(text);
     const preds = this.predictions(await this.probabilities(texts), { threshold });
     return single ? preds[0] : preds;
   }
@@ -145,8 +164,9 @@ export class SentimentClassifier {
    * @returns {Promise<number[][]>}
    */
   async probabilities(texts) {
+    if (!Array.isArray(texts)) throw new TypeError(`probabilities: texts must be an array of strings, not ${typeName(texts)}`);
     texts.forEach((t, i) => {
-      if (typeof t !== 'string') throw new TypeError(`text ${i} is a ${typeof t}, not a string`);
+      if (typeof t !== 'string') throw new TypeError(`text ${i} is ${typeName(t)}, not a string`);
       if (BLANK.test(t)) throw new RangeError(`text ${i} is empty or whitespace-only`);
     });
     return this.probabilitiesForIds(texts.map((t) => this.tokenizer.ids(t)));
