@@ -34,7 +34,8 @@ OUTPUT_NAME = "score"
 labels, the N class probabilities (softmax) of shape ``[batch, N]``, in the order of ``labels``."""
 
 FP32, INT8, VOCAB = "fp32", "int8", "vocab"
-"""Keys of ``files``: the fp32 ONNX model, the optional int8 one, the vocabulary."""
+"""Keys of ``files``: the fp32 ONNX model, the int8 one, the vocabulary. Export writes fp32 and, unless its
+gate refused it, int8; a folder may hold int8 alone (how the wheel ships a model packaged int8-only)."""
 ONNX_KEYS = (FP32, INT8)
 FILE_KEYS = (FP32, INT8, VOCAB)
 BASE_NAMES = {FP32: ("model", ".onnx"), INT8: ("model.int8", ".onnx"), VOCAB: ("vocab", ".txt")}
@@ -60,6 +61,10 @@ class ManifestError(ModelError):
 
 class IntegrityError(ModelError):
     """A model file does not match the manifest (size, sha256, graph signature, vocabulary)."""
+
+
+class UnknownModelError(ManifestError):
+    """``load(name)``: neither an existing path nor an installed packaged model; the message lists those."""
 
 
 def versioned_name(key: str, sha256: str) -> str:
@@ -149,6 +154,10 @@ class Manifest:
     @property
     def has_int8(self) -> bool:
         return INT8 in self.files
+
+    @property
+    def has_fp32(self) -> bool:
+        return FP32 in self.files
 
     @property
     def int8_refused(self) -> str | None:
@@ -297,8 +306,8 @@ def _files(r: _Reader, files_raw: dict) -> dict[str, FileEntry]:
         size = r.integer(entry, "size", where)
         r.check(size >= 1, f"files.{key}.size must be positive")
         files[key] = FileEntry(rel, digest, size)
-    for key in (FP32, VOCAB):
-        r.check(key in files, f"files.{key} is missing")
+    r.check(VOCAB in files, f"files.{VOCAB} is missing")
+    r.check(any(key in files for key in ONNX_KEYS), f"files lists no ONNX model ({FP32} or {INT8})")
     return files
 
 

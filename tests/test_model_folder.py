@@ -71,7 +71,8 @@ SCHEMA_INVALID = {
     "dtype": ("input.dtype", "int64"),
     "dynamic_length missing": ("input.dynamic_length", DELETE),
     "no output name": ("output.name", DELETE),
-    "no fp32": ("files.fp32", DELETE),
+    "no ONNX file": ("files", {"vocab": {"path": "vocab.txt", "sha256": "0" * 64, "size": 1}}),
+    "no vocab": ("files.vocab", DELETE),
     "unknown file key": ("files.onnx", {"path": "x.onnx", "sha256": "0" * 64, "size": 1}),
     "path in a subfolder": ("files.vocab.path", "sub/vocab.txt"),
     "path outside": ("files.vocab.path", "../vocab.txt"),
@@ -100,6 +101,7 @@ def test_what_the_schema_refuses_the_loader_refuses(good: dict, tmp_path: Path, 
 
 SCHEMA_VALID = {
     "no int8": ("files.int8", DELETE),
+    "int8 only (as the wheel ships a model packaged int8-only)": ("files.fp32", DELETE),
     "other threshold": ("threshold", 0.37),
     "dynamic length": ("input.dynamic_length", True),
     "post truncation": ("tokenizer.truncating", "post"),

@@ -164,7 +164,7 @@ def _target(precision: float | None, recall: float | None) -> tuple[str, float] 
     return ("recall", recall) if recall is not None else None
 
 
-def _load(model: Path | None, int8: bool, threads: int | None) -> Any:
+def _load(model: str | Path | None, int8: bool, threads: int | None) -> Any:
     """The classifier, or one line and exit 3 when the model is refused."""
     from edge_infer.classifier import SentimentClassifier
     from edge_infer.model_folder import ModelError
@@ -384,7 +384,7 @@ def predict_threshold(score: np.ndarray, mask: np.ndarray) -> float | None:
     return hi
 
 
-def _predict_command(choice: dict[str, Any], model: Path | None, int8: bool) -> str | None:
+def _predict_command(choice: dict[str, Any], model: str | Path | None, int8: bool) -> str | None:
     if choice["predict_threshold"] is None:
         return None
     import shlex
