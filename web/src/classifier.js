@@ -123,7 +123,8 @@ export class SentimentClassifier {
   static async loadWith(platform, location, { quantized = false } = {}) {
     const where = location.endsWith(MANIFEST_NAME) ? location : platform.join(location, MANIFEST_NAME);
     const manifest = await readManifest(platform, where);
-    const key = quantized ? 'int8' : 'fp32';
+    // As Python: a folder shipped with int8 only (a packaged second model) loads its int8 file.
+    const key = quantized || !manifest.files.fp32 ? 'int8' : 'fp32';
     if (!manifest.files[key]) throw new ModelError(where, 'this model has no int8 variant');
     const vocab = await verified(platform, manifest, 'vocab', where);
     let vocabulary;
@@ -151,7 +152,7 @@ export class SentimentClassifier {
       throw err;
     }
     const tokenizer = new Tokenizer(vocabulary, spec.max_len, spec.padding, spec.truncating);
-    const clf = new SentimentClassifier(manifest, tokenizer, session, names, quantized, where);
+    const clf = new SentimentClassifier(manifest, tokenizer, session, names, key === 'int8', where);
     clf._ort = platform.ort;
     return clf;
   }

@@ -138,7 +138,8 @@ function checkFiles(files, check, get) {
     check(/^[0-9a-f]{64}$/.test(get(entry, 'sha256', 'string', p)), `files.${key}.sha256 is not a lowercase sha256 hex digest`);
     check(get(entry, 'size', 'integer', p) >= 1, `files.${key}.size must be positive`);
   }
-  for (const key of ['fp32', 'vocab']) check(Object.hasOwn(files, key), `files.${key} is missing`);
+  check(Object.hasOwn(files, 'vocab'), 'files.vocab is missing');
+  check(Object.hasOwn(files, 'fp32') || Object.hasOwn(files, 'int8'), 'files lists no ONNX model (fp32 or int8)');
 }
 
 /**

@@ -67,6 +67,15 @@ for (const model of [...new Set(VECTORS.cases.map((c) => c.model))].sort()) {
   });
 }
 
+test('a manifest listing the int8 file only (a packaged second model) loads it, as Python does', async (t) => {
+  const raw = rawManifest('seed');
+  delete raw.files.fp32;
+  const clf = await SentimentClassifier.load(modelFolder(t, 'seed', JSON.stringify(raw)), { threads: 1 });
+  assert.equal(clf.quantized, true);
+  assert.equal((await clf.predict(['A wonderful film.']))[0].label.length > 0, true);
+  await clf.dispose();
+});
+
 test(`each of the ${VECTORS.cases.length} shared bad manifests is refused as Python refuses it`, async (t) => {
   const wrong = [];
   for (const c of VECTORS.cases) {
