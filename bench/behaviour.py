@@ -14,7 +14,6 @@ the fastText bigram model of ``bench/domains.py`` on the same rows (``bench/gene
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -26,11 +25,7 @@ for _path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(_path))
 
 import behaviour_cases as cases  # noqa: E402
-import general_data  # noqa: E402
 import reference_models as refs  # noqa: E402
-
-from edge_infer import exit_codes  # noqa: E402
-from edge_infer.storage import atomic_write_text  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "behaviour.md"
 
@@ -80,24 +75,15 @@ def report(command: str, suite: Sequence[cases.BehaviourTest], names: Sequence[s
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=exit_codes.describe())
-    parser.add_argument("--model", action="append", default=[], metavar="PATH",
-                        help="an exported model folder (repeatable); default: the shipped two-label models")
+    parser = refs.parser(__doc__)
     parser.add_argument("--vader", action="store_true", help="add VADER (score = (compound + 1) / 2)")
     parser.add_argument("--fasttext", action="store_true", help="add the fastText bigram model (trained here)")
-    parser.add_argument("--sample", type=int, metavar="N", help="only the first N cases of each test")
-    parser.add_argument("--size", type=int, default=cases.SIZE, help="cases drawn per test (default %(default)s)")
+    parser.add_argument("--sample", type=refs.positive_int, metavar="N", help="only the first N cases of each test")
+    parser.add_argument("--size", type=refs.positive_int, default=cases.SIZE,
+                        help="cases drawn per test (default %(default)s)")
     parser.add_argument("--seed", type=int, default=cases.SEED)
-    parser.add_argument("--data", metavar="DIR", help="the shared data folder for --fasttext (default: ../shared/data)")
-    parser.add_argument("--train-sample", type=int, metavar="N", help="train fastText on a seeded N of its rows")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="the Markdown file (default %(default)s)")
-    args = parser.parse_args(argv)
-    for name in ("sample", "size", "train_sample"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    return args
+    return parser.parse_args(argv)
 
 
 def scorers(args: argparse.Namespace) -> tuple[list[refs.Scorer], list[str]]:
@@ -106,19 +92,12 @@ def scorers(args: argparse.Namespace) -> tuple[list[refs.Scorer], list[str]]:
         refs.require("vaderSentiment")
     if args.fasttext:
         refs.require("fasttext")
-        if not general_data.available(args.data):
-            raise refs.BenchError(f"{general_data.data_dir(args.data)}: the training data of --fasttext is not "
-                                  "there (multi/*.jsonl.gz, aclImdb_labeled.tar.gz); see --data",
-                                  exit_codes.USAGE)
-    models = args.model or refs.shipped_models()
-    if not models:
-        raise refs.BenchError("no model: pass --model PATH", exit_codes.USAGE)
-    out = refs.load_models(models)
+    out = refs.requested_models(args.model)
     notes = []
     if args.vader:
         out.append(refs.vader_scorer())
     if args.fasttext:
-        rows = general_data.training_rows(args.data).sample(args.train_sample, args.seed)
+        rows = refs.read_corpus(args.data).train.sample(args.train_sample, args.seed)
         started = time.perf_counter()
         out.append(refs.train_fasttext(rows.texts, rows.labels, seed=args.seed))
         notes.append(f"fastText: trained on {len(rows):,} rows (bench/general_data.py) in "
@@ -137,19 +116,13 @@ def run(args: argparse.Namespace, command: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    command = "python bench/behaviour.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
-    try:
-        text = run(args, command.strip())
-    except refs.BenchError as exc:
-        print(f"behaviour: {exc}", file=sys.stderr)
-        return exc.code
-    try:
-        atomic_write_text(args.out, text)
-    except OSError as exc:
-        print(f"behaviour: {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-        return exit_codes.USAGE
-    print(text)
-    return exit_codes.OK
+    command = refs.command_line("bench/behaviour.py", argv)
+
+    def work() -> tuple[str, list[tuple[str, str]]]:
+        text = run(args, command)
+        return text, [(args.out, text)]
+
+    return refs.run_bench("behaviour", work)
 
 
 if __name__ == "__main__":

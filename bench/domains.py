@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -34,9 +33,7 @@ for _path in (ROOT, ROOT / "bench"):
 import general_data  # noqa: E402
 import reference_models as refs  # noqa: E402
 
-from edge_infer import exit_codes  # noqa: E402
 from edge_infer.cli.evaluate import build_report  # noqa: E402
-from edge_infer.storage import atomic_write_text  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "domains.md"
 SPLITS = tuple(name for name, _, _ in general_data.HELD_OUT)
@@ -137,50 +134,24 @@ def report(command: str, results: Sequence[Figures], models: Sequence[str], note
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=exit_codes.describe())
-    parser.add_argument("--model", action="append", default=[], metavar="PATH",
-                        help="an exported model folder (repeatable); default: the shipped two-label models")
-    parser.add_argument("--data", metavar="DIR", help="the shared data folder (default: ../shared/data)")
-    parser.add_argument("--sample", type=int, metavar="N", help="a seeded N rows of each split but IMDB")
-    parser.add_argument("--imdb-sample", type=int, metavar="N", help="a seeded N of the 25,000 IMDB test reviews")
-    parser.add_argument("--train-sample", type=int, metavar="N", help="train fastText on a seeded N of its rows")
+    parser = refs.parser(__doc__)
+    parser.add_argument("--sample", type=refs.positive_int, metavar="N", help="a seeded N rows of each split but IMDB")
+    parser.add_argument("--imdb-sample", type=refs.positive_int, metavar="N",
+                        help="a seeded N of the 25,000 IMDB test reviews")
     parser.add_argument("--seed", type=int, default=0, help="sampling and fastText seed (default %(default)s)")
     parser.add_argument("--targets", default="general", metavar="NAME",
                         help="list issue 21's targets for this model (default %(default)s)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="the Markdown file (default %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
-    args = parser.parse_args(argv)
-    for name in ("sample", "imdb_sample", "train_sample"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    return args
-
-
-def read(data: str | None) -> general_data.Corpus:
-    """The corpus, or :class:`~reference_models.BenchError` (exit code 2) naming what could not be read."""
-    from train.data import DataError
-
-    try:
-        return general_data.read_corpus(data)
-    except (OSError, ValueError, KeyError, DataError) as exc:
-        where = general_data.data_dir(data)
-        raise refs.BenchError(f"{where}: cannot read the data ({exc})", exit_codes.USAGE) from None
+    return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace, command: str) -> tuple[str, list[Figures]]:
     """Read the data, build every scorer, measure every split; the Markdown report and the figures."""
     refs.require("vaderSentiment")
     refs.require("fasttext")
-    if not general_data.available(args.data):
-        raise refs.BenchError(f"{general_data.data_dir(args.data)}: the data is not there (multi/*.jsonl.gz, "
-                              "aclImdb_labeled.tar.gz); see --data", exit_codes.USAGE)
-    models = args.model or refs.shipped_models()
-    if not models:
-        raise refs.BenchError("no model: pass --model PATH", exit_codes.USAGE)
-    scorers = refs.load_models(models)
-    corpus = read(args.data)
+    scorers = refs.requested_models(args.model)
+    corpus = refs.read_corpus(args.data)
     train = corpus.train.sample(args.train_sample, args.seed)
     started = time.perf_counter()
     scorers += [refs.vader_scorer(), refs.train_fasttext(train.texts, train.labels, seed=args.seed)]
@@ -197,22 +168,17 @@ def run(args: argparse.Namespace, command: str) -> tuple[str, list[Figures]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    command = ("python bench/domains.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))).strip()
-    try:
+    command = refs.command_line("bench/domains.py", argv)
+
+    def work() -> tuple[str, list[tuple[str, str]]]:
         text, results = run(args, command)
-    except refs.BenchError as exc:
-        print(f"domains: {exc}", file=sys.stderr)
-        return exc.code
-    try:
-        atomic_write_text(args.out, text)
+        files = [(args.out, text)]
         if args.json:
-            atomic_write_text(args.json, json.dumps({"command": command, "results": [asdict(f) for f in results]},
-                                                    indent=1) + "\n")
-    except OSError as exc:
-        print(f"domains: {exc.filename or args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-        return exit_codes.USAGE
-    print(text)
-    return exit_codes.OK
+            figures = {"command": command, "results": [asdict(f) for f in results]}
+            files.append((args.json, json.dumps(figures, indent=1) + "\n"))
+        return text, files
+
+    return refs.run_bench("domains", work)
 
 
 if __name__ == "__main__":

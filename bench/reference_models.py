@@ -15,14 +15,18 @@ means ``positive``. ``vaderSentiment`` and ``fasttext`` come with the ``bench`` 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
+import shlex
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import general_data
 import numpy as np
 
 from edge_infer.tokenizer import tokenize
@@ -94,6 +98,57 @@ def load_models(paths: Sequence[str | os.PathLike[str]]) -> list[Scorer]:
     return scorers
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    """The options both benches take: --model (repeatable), --data, --train-sample."""
+    from edge_infer import exit_codes
+
+    out = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  epilog=exit_codes.describe())
+    out.add_argument("--model", action="append", default=[], metavar="PATH",
+                     help="an exported model folder (repeatable); default: the shipped two-label models")
+    out.add_argument("--data", metavar="DIR", help="the shared data folder (default: ../shared/data)")
+    out.add_argument("--train-sample", type=positive_int, metavar="N",
+                     help="train fastText on a seeded N of its rows")
+    return out
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """How the bench was run, for its report: ``python bench/NAME.py ARGS``."""
+    return ("python " + script + " " + shlex.join(sys.argv[1:] if argv is None else list(argv))).strip()
+
+
+def run_bench(prog: str, work: Callable[[], tuple[str, Sequence[tuple[str, str]]]]) -> int:
+    """Run a bench's ``work`` (returning the text to print and the ``(path, content)`` files to write), write the
+    files atomically and print the text; a :class:`BenchError` or a failed write is one line on stderr."""
+    from edge_infer import exit_codes
+    from edge_infer.storage import atomic_write_text
+
+    try:
+        text, files = work()
+    except BenchError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.code
+    for path, content in files:
+        try:
+            atomic_write_text(path, content)
+        except OSError as exc:
+            print(f"{prog}: {path}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+            return exit_codes.USAGE
+    print(text)
+    return exit_codes.OK
+
+
 def require(module: str) -> None:
     """:class:`BenchError` (exit code 2) naming the ``bench`` extra when ``module`` is not installed."""
     import importlib.util
@@ -102,6 +157,31 @@ def require(module: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise BenchError(f"{module} is not installed: pip install -e '.[bench]'", exit_codes.USAGE)
+
+
+def requested_models(paths: Sequence[str | os.PathLike[str]]) -> list[Scorer]:
+    """The folders given with --model, else every shipped two-label model; loaded and verified."""
+    from edge_infer import exit_codes
+
+    models = list(paths) or shipped_models()
+    if not models:
+        raise BenchError("no model: pass --model PATH", exit_codes.USAGE)
+    return load_models(models)
+
+
+def read_corpus(data: str | None) -> general_data.Corpus:
+    """``general_data.read_corpus``, or :class:`BenchError` (exit code 2) naming what is missing or unreadable."""
+    from edge_infer import exit_codes
+    from train.data import DataError
+
+    where = general_data.data_dir(data)
+    if not general_data.available(data):
+        raise BenchError(f"{where}: the data is not there (multi/*.jsonl.gz, aclImdb_labeled.tar.gz); see --data",
+                         exit_codes.USAGE)
+    try:
+        return general_data.read_corpus(data)
+    except (OSError, ValueError, KeyError, DataError) as exc:
+        raise BenchError(f"{where}: cannot read the data ({exc})", exit_codes.USAGE) from None
 
 
 def vader_scorer() -> Scorer:

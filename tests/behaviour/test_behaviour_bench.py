@@ -84,3 +84,13 @@ def test_fasttext_without_the_data_is_a_usage_error(tmp_path, capsys, seed_model
     assert code == exit_codes.USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--data" in err
+
+
+def test_an_unwritable_out_is_one_line_and_a_usage_error(tmp_path, capsys, seed_model_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = behaviour.main(["--model", os.fspath(seed_model_dir), "--sample", "2", "--out", os.fspath(blocker / "b.md")])
+    assert code == exit_codes.USAGE
+    captured = capsys.readouterr()
+    assert captured.err.startswith("behaviour: ") and captured.err.count("\n") == 1 and "cannot write" in captured.err
+    assert captured.out == ""
