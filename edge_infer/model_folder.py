@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from edge_infer.storage import atomic_write_text
+from edge_infer.storage import atomic_write_text, describe_mode
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID
 
 FORMAT = "edge-infer-model"
@@ -204,6 +204,8 @@ class Manifest:
     def load(cls, path: str | os.PathLike[str]) -> Manifest:
         """Parse ``path`` (a ``manifest.json`` or the folder holding one); raises :class:`ManifestError`."""
         source = Path(path)
+        if "\x00" in os.fspath(source):
+            raise ManifestError(source, "cannot access: the path holds a NUL byte")
         try:
             if source.is_dir():
                 source = source / MANIFEST_NAME
@@ -298,7 +300,7 @@ def _files(r: _Reader, files_raw: dict) -> dict[str, FileEntry]:
         r.check(isinstance(entry, dict), f"files.{key} is not an object")
         r.check(set(entry) <= {"path", "sha256", "size"}, f"files.{key} has unknown fields")
         rel = r.get(entry, "path", str, where)
-        r.check(bool(rel) and "/" not in rel and "\\" not in rel and rel not in (".", ".."),
+        r.check(bool(rel) and not {"/", "\\", "\x00"} & set(rel) and rel not in (".", ".."),
                 f"files.{key}.path must be a file name inside the model folder")
         digest = r.get(entry, "sha256", str, where)
         r.check(len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
@@ -370,7 +372,7 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFileError(f"not a regular file ({_kind(mode)})")
+            raise NotRegularFileError(f"not a regular file ({describe_mode(mode)})")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -386,14 +388,6 @@ def read_error(exc: OSError, missing: str) -> str:
     if isinstance(exc, NotRegularFileError):
         return str(exc)
     return f"cannot read: {exc.strerror or exc}"
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a plain file"
 
 
 def read_verified(manifest: Manifest, key: str) -> bytes:

@@ -76,6 +76,7 @@ SCHEMA_INVALID = {
     "unknown file key": ("files.onnx", {"path": "x.onnx", "sha256": "0" * 64, "size": 1}),
     "path in a subfolder": ("files.vocab.path", "sub/vocab.txt"),
     "path outside": ("files.vocab.path", "../vocab.txt"),
+    "path with a NUL byte": ("files.vocab.path", "vocab.txt\u0000"),
     "sha256 short": ("files.fp32.sha256", "abc"),
     "sha256 upper case": ("files.fp32.sha256", "A" * 64),
     "size 0": ("files.fp32.size", 0),

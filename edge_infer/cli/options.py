@@ -38,6 +38,25 @@ def model_path(model: str | Path | None) -> Path | None:
     return path
 
 
+def output_path(path: Path, param_hint: str, *, folder: bool = False) -> Path:
+    """``path`` when :func:`edge_infer.storage.check_output_path` allows writing there, else a usage error (exit 2)."""
+    from edge_infer.storage import OutputPathError, check_output_path
+
+    try:
+        return check_output_path(path, folder=folder)
+    except OutputPathError as exc:
+        raise typer.BadParameter(f"{display_name(exc.path)}: {display_name(exc.reason)}",
+                                 param_hint=param_hint) from None
+
+
+def delimiter_option(value: str | None) -> str | None:
+    """``--delimiter``: one character ('\\t' or 'tab' for a tab), or ``None``: by suffix (a tab for ``*.tsv``)."""
+    sep = {"\\t": "\t", "tab": "\t"}.get(value, value) if value is not None else None
+    if sep is not None and (len(sep) != 1 or sep in ('"', "\n", "\r")):
+        raise typer.BadParameter("must be one character (not a quote or a newline)")
+    return sep
+
+
 def threads_option(value: int | None) -> int | None:
     from edge_infer.inference import MAX_THREADS  # numpy: only when the option is parsed, not for --help
 
