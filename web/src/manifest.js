@@ -133,7 +133,7 @@ function checkFiles(files, check, get) {
     check(isObject(entry), `files.${key} is not an object`);
     check(Object.keys(entry).every((k) => ['path', 'sha256', 'size'].includes(k)), `files.${key} has unknown fields`);
     const name = get(entry, 'path', 'string', p);
-    check(name !== '' && !/[/\\]/.test(name) && name !== '.' && name !== '..',
+    check(name !== '' && !/[/\\\0]/.test(name) && name !== '.' && name !== '..',
       `files.${key}.path must be a file name inside the model folder`);
     check(/^[0-9a-f]{64}$/.test(get(entry, 'sha256', 'string', p)), `files.${key}.sha256 is not a lowercase sha256 hex digest`);
     check(get(entry, 'size', 'integer', p) >= 1, `files.${key}.size must be positive`);
