@@ -39,6 +39,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "domains.md"
 SPLITS = tuple(name for name, _, _ in general_data.HELD_OUT)
 ACCURACY_TARGETS = {"amazon": 0.90, "yelp": 0.93, "sst2": 0.85, "tweets": 0.80, "imdb": 0.89}
 ECE_TARGET = 0.03
+INT8_GAP_PT = 0.3
 ECE_SPLITS = ("amazon", "yelp", "tweets", "sst2")
 """Issue 21: ECE <= 0.03 on each of these; at or above VADER and fastText on each of these; the accuracy floors."""
 
@@ -111,6 +112,11 @@ def targets(results: Sequence[Figures], model: str) -> list[str]:
         title = general_data.SPLIT_TITLES[split]
         floor = ACCURACY_TARGETS[split]
         check(f"{title} accuracy >= {100 * floor:.0f} %", mine.accuracy >= floor, f"{100 * mine.accuracy:.2f} %")
+        quantized = _get(results, f"{model} int8", split)
+        if quantized is not None:
+            gap = 100 * abs(quantized.accuracy - mine.accuracy)
+            check(f"{title} int8 within {INT8_GAP_PT} pt of fp32", gap <= INT8_GAP_PT,
+                  f"{100 * quantized.accuracy:.2f} % vs {100 * mine.accuracy:.2f} %")
         if split in ECE_SPLITS:
             check(f"{title} ECE <= {ECE_TARGET}", mine.ece <= ECE_TARGET, f"{mine.ece:.4f}")
             for other in ("VADER", "fastText"):
@@ -143,6 +149,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="list issue 21's targets for this model (default %(default)s)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="the Markdown file (default %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument("--int8", action="store_true",
+                        help="also measure each model's int8 file (column 'NAME int8'; target: within 0.3 pt)")
     return parser.parse_args(argv)
 
 
@@ -150,7 +158,7 @@ def run(args: argparse.Namespace, command: str) -> tuple[str, list[Figures]]:
     """Read the data, build every scorer, measure every split; the Markdown report and the figures."""
     refs.require("vaderSentiment")
     refs.require("fasttext")
-    scorers = refs.requested_models(args.model)
+    scorers = refs.requested_models(args.model, args.int8)
     corpus = refs.read_corpus(args.data)
     train = corpus.train.sample(args.train_sample, args.seed)
     started = time.perf_counter()

@@ -45,11 +45,13 @@ class Scorer:
     threshold: float = 0.5
 
 
-def model_scorer(path: str | os.PathLike[str], name: str | None = None, batch: int = 256) -> Scorer:
-    """An exported two-label model folder (fp32), named after its folder unless ``name`` is given."""
+def model_scorer(path: str | os.PathLike[str], name: str | None = None, batch: int = 256,
+                 quantized: bool = False) -> Scorer:
+    """An exported two-label model folder (fp32, or its int8 file), named after its folder (``NAME int8``)
+    unless ``name`` is given."""
     from edge_infer import SentimentClassifier
 
-    clf = SentimentClassifier.load(path)
+    clf = SentimentClassifier.load(path, quantized=quantized)
     if clf.labels != ("negative", "positive"):
         raise ValueError(f"{path}: labels {', '.join(clf.labels)}; the benches need negative, positive")
 
@@ -57,7 +59,8 @@ def model_scorer(path: str | os.PathLike[str], name: str | None = None, batch: i
         parts = [clf.scores(list(texts[i:i + batch])) for i in range(0, len(texts), batch)]
         return np.concatenate(parts) if parts else np.empty(0)
 
-    return Scorer(name or Path(path).resolve().name, score, clf.threshold)
+    default = Path(path).resolve().name + (" int8" if quantized else "")
+    return Scorer(name or default, score, clf.threshold)
 
 
 def shipped_models(root: Path = ROOT / "models") -> list[Path]:
@@ -81,8 +84,9 @@ class BenchError(Exception):
         self.code = code
 
 
-def load_models(paths: Sequence[str | os.PathLike[str]]) -> list[Scorer]:
-    """:func:`model_scorer` for each folder; :class:`BenchError` (exit code 3) for one that is refused."""
+def load_models(paths: Sequence[str | os.PathLike[str]], int8: bool = False) -> list[Scorer]:
+    """:func:`model_scorer` for each folder (and its int8 file after it with ``int8``); :class:`BenchError`
+    (exit code 3) for one that is refused."""
     from edge_infer import exit_codes
     from edge_infer.model_folder import ModelError
 
@@ -90,6 +94,8 @@ def load_models(paths: Sequence[str | os.PathLike[str]]) -> list[Scorer]:
     for path in paths:
         try:
             scorers.append(model_scorer(path))
+            if int8:
+                scorers.append(model_scorer(path, quantized=True))
         except (ModelError, ValueError) as exc:
             raise BenchError(f"{path}: {exc}", exit_codes.MODEL) from None
     names = [s.name for s in scorers]
@@ -159,14 +165,15 @@ def require(module: str) -> None:
         raise BenchError(f"{module} is not installed: pip install -e '.[bench]'", exit_codes.USAGE)
 
 
-def requested_models(paths: Sequence[str | os.PathLike[str]]) -> list[Scorer]:
-    """The folders given with --model, else every shipped two-label model; loaded and verified."""
+def requested_models(paths: Sequence[str | os.PathLike[str]], int8: bool = False) -> list[Scorer]:
+    """The folders given with --model, else every shipped two-label model; loaded and verified (with
+    ``int8``, each folder's int8 file too)."""
     from edge_infer import exit_codes
 
     models = list(paths) or shipped_models()
     if not models:
         raise BenchError("no model: pass --model PATH", exit_codes.USAGE)
-    return load_models(models)
+    return load_models(models, int8)
 
 
 def read_corpus(data: str | None) -> general_data.Corpus:

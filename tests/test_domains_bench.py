@@ -109,6 +109,17 @@ def test_targets_compare_with_vader_fasttext_and_the_floors():
     assert domains.targets(results, "other") == ["No model named other was measured: no targets checked."]
 
 
+def test_targets_compare_int8_with_fp32_on_every_split():
+    def f(model, split, accuracy):
+        return domains.Figures(model, split, 10, accuracy, accuracy, 0.01, 0.0)
+
+    results = [f("general", "imdb", 0.890), f("general int8", "imdb", 0.8925),
+               f("general", "sst2", 0.850), f("general int8", "sst2", 0.8540)]
+    int8 = [line for line in domains.targets(results, "general") if "int8" in line]
+    assert int8 == ["- **missed**: SST-2 dev int8 within 0.3 pt of fp32 (85.40 % vs 85.00 %)",
+                    "- met: IMDB test int8 within 0.3 pt of fp32 (89.25 % vs 89.00 %)"]
+
+
 def test_missing_data_is_one_line_and_a_usage_error(tmp_path, capsys):
     pytest.importorskip("vaderSentiment")
     pytest.importorskip("fasttext")
