@@ -83,12 +83,13 @@ def scan(modules: dict[str, Path], root: Path = REPO) -> tuple[dict[str, set[str
                 source = _absolute(module, path.name == "__init__.py", node)
                 if source not in modules:
                     continue
-                edges[module].add(source)
                 for alias in node.names:
                     submodule = f"{source}.{alias.name}"
-                    if submodule in modules:
+                    if submodule in modules:  # `from package import module`: an import of that module
                         edges[module].add(submodule)
                         bound[alias.asname or alias.name] = submodule
+                    else:
+                        edges[module].add(source)
                     if _is_private(alias.name) and source != module:
                         private.append(f"{where}:{node.lineno}: from {source} import {alias.name}")
         for node in ast.walk(tree):
