@@ -1,35 +1,47 @@
-"""Hatch build hook: the wheel carries the default model (``models/default``) as ``edge_infer/_default_model``.
+"""Hatch build hook: the wheel carries each packaged model (``edge_infer/packaged.py``) as ``edge_infer/_models/NAME``.
 
-Ships ``manifest.json`` and exactly the files it lists (``model.int8.onnx`` only when the export kept it),
-never ``model.keras``. Without an exported default model the wheel is built without one, with a warning.
+Ships each model's ``manifest.json`` and the files it lists of the precisions ``packaged.py`` chooses (a
+manifest filtered to those when it lists more), never ``model.keras``. A packaged model not exported yet in
+the checkout is left out, with a warning; the wheel still builds.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path, PurePosixPath
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+from types import ModuleType
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = PurePosixPath("models/default")
-TARGET = PurePosixPath("edge_infer/_default_model")
+
+def _registry(root: Path) -> ModuleType:
+    """``edge_infer/packaged.py`` read by path (standard library only), without importing the package."""
+    spec = importlib.util.spec_from_file_location("_edge_infer_packaged", root / "edge_infer" / "packaged.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class DefaultModelHook(BuildHookInterface):
+class PackagedModelsHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict) -> None:
         if self.target_name != "wheel" or version == "editable":
-            return  # an editable install reads models/default from the checkout
-        folder = Path(self.root) / SOURCE
-        manifest = folder / "manifest.json"
-        if not manifest.is_file():
-            self.app.display_warning(f"{manifest} not found: building a wheel WITHOUT the default model")
-            return
-        files = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
-        names = ["manifest.json", *(entry["path"] for entry in files.values())]
-        for name in names:
-            path = folder / name
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is listed in {manifest} but missing")
-            build_data["force_include"][str(path)] = str(TARGET / name)
+            return  # an editable install reads models/ from the checkout
+        self._staging = tempfile.mkdtemp(prefix="edge-infer-wheel-")  # filtered manifests; removed in finalize
+        try:
+            include, warnings = _registry(Path(self.root)).wheel_contents(Path(self.root), Path(self._staging))
+        except BaseException:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            raise
+        for warning in warnings:
+            self.app.display_warning(warning)
+        build_data["force_include"].update(include)
+
+    def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
+        staging = getattr(self, "_staging", None)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)

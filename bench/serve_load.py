@@ -68,8 +68,12 @@ class ServerProcess:
             self.port = int(match.group(1)) if match else 0
         if not self.port:
             self.stop()
-            self.log.seek(0)
-            raise SystemExit(f"the server did not start: {self.log.read()[-2000:]!r}")
+            raise SystemExit(f"the server did not start: {self.log_text()[-2000:]!r}")
+
+    def log_text(self) -> bytes:
+        """What the server wrote on stderr so far."""
+        self.log.seek(0)
+        return self.log.read()
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -86,7 +90,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        self.log.close()
 
 
 # --------------------------------------------------------------------------- the load generator

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
+from edge_infer import packaged
 from edge_infer.inference import OnnxScorer, SessionError, check_signature, check_threads, new_session, session_metadata
 from edge_infer.model_folder import (
     FP32,
@@ -22,8 +23,8 @@ from edge_infer.model_folder import (
     VOCAB,
     IntegrityError,
     Manifest,
-    ManifestError,
     ModelError,
+    UnknownModelError,
     check_onnx_metadata,
     read_verified,
     verify_file,
@@ -32,17 +33,32 @@ from edge_infer.tokenizer import Tokenizer, Vocabulary
 
 K = TypeVar("K")
 
-_PACKAGED = Path(__file__).resolve().parent / "_default_model"
-_CHECKOUT = Path(__file__).resolve().parent.parent / "models" / "default"
+
+def resolve_model(model: str | os.PathLike[str] | None) -> tuple[Path, str | None]:
+    """Where ``model`` is: ``(folder or manifest path, packaged name or None)``.
+
+    ``None`` is the default packaged model; an existing path or one holding a path separator is a model
+    folder (or its ``manifest.json``); anything else is a packaged model's name (:mod:`edge_infer.packaged`).
+    Raises :class:`~edge_infer.model_folder.UnknownModelError` for a name that is not installed.
+    """
+    if model is not None and packaged.looks_like_path(model):
+        return Path(model), None
+    name = packaged.DEFAULT if model is None else os.fspath(model)
+    return packaged_folder(name, default=model is None), name
+
+
+def packaged_folder(name: str, *, default: bool = False) -> Path:
+    """The folder of the installed packaged model ``name``; :class:`UnknownModelError` when not installed."""
+    present = packaged.installed()
+    if name not in present:
+        why = packaged.unknown_name_message(name, list(present))
+        raise UnknownModelError(name, f"no default model: {why}; pass a model folder" if default else why)
+    return present[name]
 
 
 def default_model_path() -> Path:
-    """The shipped default model: inside the installed package, or ``models/default`` in a source checkout."""
-    for folder in (_PACKAGED, _CHECKOUT):
-        if (folder / "manifest.json").is_file():
-            return folder / "manifest.json"
-    raise ManifestError(_PACKAGED, "no default model is installed (and no models/default/manifest.json in a "
-                                   "source checkout); pass a model folder")
+    """The default packaged model's ``manifest.json``: inside the installed package, or in a source checkout."""
+    return resolve_model(None)[0] / MANIFEST_NAME
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ class SentimentClassifier:
         self.quantized = quantized
         self._scorer = scorer
         self._model_ref: str | None = None if manifest.source is None else os.fspath(manifest.directory)
+        self._packaged_name: str | None = None
         self._threads: int | None = None
 
     @classmethod
@@ -78,19 +95,28 @@ class SentimentClassifier:
              threads: int | None = None) -> SentimentClassifier:
         """Load and verify a model.
 
-        ``model`` is a ``manifest.json`` or the folder holding one; ``None`` is the packaged default
-        model. ``quantized`` picks the int8 ONNX file. ``threads`` sets ONNX Runtime's intra-op threads
+        ``model`` is a packaged model's name (``"imdb"``, ``"general"``: :func:`edge_infer.packaged.installed`),
+        or a ``manifest.json`` or the folder holding one: an existing path, or one holding a path separator,
+        is a path, anything else a name. ``None`` is the default packaged model. ``quantized`` picks the
+        int8 ONNX file; a model whose manifest lists int8 alone (a packaged int8-only model) loads it either
+        way (``quantized`` is then ``True`` on the result). ``threads`` sets ONNX Runtime's intra-op threads
         (``None``: ONNX Runtime's default, one per physical core; at most 256). The ONNX file and the
         vocabulary are checked (regular files, size, sha256) before any session exists; then the loaded
         graph's signature and its ``vocab_sha256`` metadata are checked against the manifest.
 
         Raises :class:`~edge_infer.model_folder.ManifestError` or
         :class:`~edge_infer.model_folder.IntegrityError` (both :class:`~edge_infer.model_folder.ModelError`),
-        naming the file at fault, and ``ValueError`` for bad ``threads``.
+        naming the file at fault; :class:`~edge_infer.model_folder.UnknownModelError` (a ``ManifestError``)
+        for a name that is not installed, listing those that are; ``ValueError`` for bad ``threads``.
         """
         check_threads(threads)
-        manifest = Manifest.load(default_model_path() if model is None else Path(model))
-        key = INT8 if quantized else FP32
+        source, name = resolve_model(model)
+        return cls._load(source, name, quantized, threads)
+
+    @classmethod
+    def _load(cls, source: Path, name: str | None, quantized: bool, threads: int | None) -> SentimentClassifier:
+        manifest = Manifest.load(source)
+        key = INT8 if quantized or not manifest.has_fp32 else FP32
         if quantized and not manifest.has_int8:
             why = manifest.int8_refused
             raise ModelError(manifest.directory / MANIFEST_NAME,
@@ -101,15 +127,17 @@ class SentimentClassifier:
         spec = manifest.tokenizer
         scorer = OnnxScorer(session, spec.max_len, spec.padding, manifest.dynamic_length, manifest.input_name,
                             manifest.output_name, spec.pad_id)
-        clf = cls(manifest, tokenizer, scorer, quantized=quantized)
-        clf._model_ref = None if model is None else os.path.abspath(os.fspath(model))
+        clf = cls(manifest, tokenizer, scorer, quantized=key == INT8)
+        clf._model_ref = name if name is not None else os.path.abspath(os.fspath(source))
+        clf._packaged_name = name
         clf._threads = threads
         return clf
 
     # ------------------------------------------------------------------ pickling
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
-        """Pickle the model reference, the options and the digests of what was verified, never the session.
+        """Pickle the model reference (a packaged name, found again where it is unpickled, or an absolute
+        path), the options and the digests of what was verified, never the session.
 
         Unpickling (e.g. in a Ray worker) loads and verifies the model again and refuses, with
         :class:`~edge_infer.model_folder.IntegrityError`, a copy whose manifest or verified files differ.
@@ -118,7 +146,8 @@ class SentimentClassifier:
 
     def _pickle_state(self) -> dict[str, Any]:
         key = INT8 if self.quantized else FP32
-        return {"model": self._model_ref, "quantized": self.quantized, "threads": self._threads,
+        return {"model": self._model_ref, "packaged": self._packaged_name is not None,
+                "quantized": self.quantized, "threads": self._threads,
                 "manifest_sha256": manifest_digest(self.manifest),
                 "files": {k: self.manifest.files[k].sha256 for k in (key, VOCAB)}}
 
@@ -254,7 +283,12 @@ def manifest_digest(manifest: Manifest) -> str:
 
 def _unpickle(state: dict[str, Any]) -> SentimentClassifier:
     """Reload a pickled classifier and check it is the model the pickling side verified."""
-    clf = SentimentClassifier.load(state["model"], quantized=state["quantized"], threads=state["threads"])
+    ref = state["model"]
+    if state.get("packaged"):  # the name, even where a file of that name sits in the worker's folder
+        source, name = packaged_folder(ref), ref
+    else:
+        source, name = resolve_model(ref)
+    clf = SentimentClassifier._load(source, name, state["quantized"], state["threads"])
     manifest = clf.manifest
     for key, digest in state["files"].items():
         entry = manifest.files.get(key)
@@ -272,7 +306,7 @@ def _unpickle(state: dict[str, Any]) -> SentimentClassifier:
 def verify(model: str | os.PathLike[str] | None = None) -> Manifest:
     """Verify a whole model folder without classifying: every listed file (size, sha256), and each ONNX
     file's graph signature and ``vocab_sha256`` on a session. Returns the manifest; raises :class:`ModelError`."""
-    manifest = Manifest.load(default_model_path() if model is None else Path(model))
+    manifest = Manifest.load(resolve_model(model)[0])
     for key in manifest.files:
         if key in ONNX_KEYS:
             _verified_session(manifest, key, read_verified(manifest, key), threads=1)

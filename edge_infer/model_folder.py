@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from edge_infer.storage import atomic_write_text
+from edge_infer.storage import atomic_write_text, describe_mode
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID
 
 FORMAT = "edge-infer-model"
@@ -34,7 +34,8 @@ OUTPUT_NAME = "score"
 labels, the N class probabilities (softmax) of shape ``[batch, N]``, in the order of ``labels``."""
 
 FP32, INT8, VOCAB = "fp32", "int8", "vocab"
-"""Keys of ``files``: the fp32 ONNX model, the optional int8 one, the vocabulary."""
+"""Keys of ``files``: the fp32 ONNX model, the int8 one, the vocabulary. Export writes fp32 and, unless its
+gate refused it, int8; a folder may hold int8 alone (how the wheel ships a model packaged int8-only)."""
 ONNX_KEYS = (FP32, INT8)
 FILE_KEYS = (FP32, INT8, VOCAB)
 BASE_NAMES = {FP32: ("model", ".onnx"), INT8: ("model.int8", ".onnx"), VOCAB: ("vocab", ".txt")}
@@ -60,6 +61,10 @@ class ManifestError(ModelError):
 
 class IntegrityError(ModelError):
     """A model file does not match the manifest (size, sha256, graph signature, vocabulary)."""
+
+
+class UnknownModelError(ManifestError):
+    """``load(name)``: neither an existing path nor an installed packaged model; the message lists those."""
 
 
 def versioned_name(key: str, sha256: str) -> str:
@@ -151,6 +156,10 @@ class Manifest:
         return INT8 in self.files
 
     @property
+    def has_fp32(self) -> bool:
+        return FP32 in self.files
+
+    @property
     def int8_refused(self) -> str | None:
         """Why the export refused the int8 model, when it says so."""
         int8 = self.parity.get("int8")
@@ -195,6 +204,8 @@ class Manifest:
     def load(cls, path: str | os.PathLike[str]) -> Manifest:
         """Parse ``path`` (a ``manifest.json`` or the folder holding one); raises :class:`ManifestError`."""
         source = Path(path)
+        if "\x00" in os.fspath(source):
+            raise ManifestError(source, "cannot access: the path holds a NUL byte")
         try:
             if source.is_dir():
                 source = source / MANIFEST_NAME
@@ -289,7 +300,7 @@ def _files(r: _Reader, files_raw: dict) -> dict[str, FileEntry]:
         r.check(isinstance(entry, dict), f"files.{key} is not an object")
         r.check(set(entry) <= {"path", "sha256", "size"}, f"files.{key} has unknown fields")
         rel = r.get(entry, "path", str, where)
-        r.check(bool(rel) and "/" not in rel and "\\" not in rel and rel not in (".", ".."),
+        r.check(bool(rel) and not {"/", "\\", "\x00"} & set(rel) and rel not in (".", ".."),
                 f"files.{key}.path must be a file name inside the model folder")
         digest = r.get(entry, "sha256", str, where)
         r.check(len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
@@ -297,8 +308,8 @@ def _files(r: _Reader, files_raw: dict) -> dict[str, FileEntry]:
         size = r.integer(entry, "size", where)
         r.check(size >= 1, f"files.{key}.size must be positive")
         files[key] = FileEntry(rel, digest, size)
-    for key in (FP32, VOCAB):
-        r.check(key in files, f"files.{key} is missing")
+    r.check(VOCAB in files, f"files.{VOCAB} is missing")
+    r.check(any(key in files for key in ONNX_KEYS), f"files lists no ONNX model ({FP32} or {INT8})")
     return files
 
 
@@ -361,7 +372,7 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFileError(f"not a regular file ({_kind(mode)})")
+            raise NotRegularFileError(f"not a regular file ({describe_mode(mode)})")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -377,14 +388,6 @@ def read_error(exc: OSError, missing: str) -> str:
     if isinstance(exc, NotRegularFileError):
         return str(exc)
     return f"cannot read: {exc.strerror or exc}"
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a plain file"
 
 
 def read_verified(manifest: Manifest, key: str) -> bytes:

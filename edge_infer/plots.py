@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edge_infer import metrics
-from edge_infer.storage import fsync_dir, temp_path_beside
+from edge_infer.storage import check_output_path, fsync_dir, temp_path_beside
 
 INSTALL_HINT = 'pip install "edge-infer[plot]"'
 
@@ -38,6 +38,9 @@ def require() -> Any:
 def write_evaluation_plot(path: str | os.PathLike[str], labels: Sequence[str], y_true: np.ndarray,
                           probabilities: np.ndarray, positive: int | None) -> None:
     """Draw the figures and write the PNG atomically (temp file beside ``path``, then rename).
+
+    ``path`` must be a regular file or a new name in an existing folder, else
+    :class:`~edge_infer.storage.OutputPathError` (see :func:`~edge_infer.storage.check_output_path`).
 
     ``positive`` is the positive class index of a two-label model (ROC curve and P(positive) histograms);
     ``None`` for more labels (histograms of the winning-class confidence instead, no ROC curve).
@@ -96,6 +99,7 @@ def _histograms(ax: Any, labels: Sequence[str], y_true: np.ndarray, probabilitie
 
 
 def _save(fig: Any, target: Path) -> None:
+    check_output_path(target)  # a regular file or a new path in an existing folder; else OutputPathError
     tmp = temp_path_beside(target)
     try:
         fig.savefig(tmp, format="png", dpi=100)

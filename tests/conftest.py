@@ -70,6 +70,18 @@ def with_field(doc: dict, dotted: str, value: object) -> dict:
     return out
 
 
+def copy_exported(source: Path, folder: Path) -> Path:
+    """Copy a model folder's ``manifest.json`` and the files it lists (not model.keras, reports, plots)."""
+    import json
+    import shutil
+
+    folder.mkdir(parents=True)
+    doc = json.loads((source / "manifest.json").read_text())
+    for name in ["manifest.json", *(entry["path"] for entry in doc["files"].values())]:
+        shutil.copy2(source / name, folder / name)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def seed_model_dir() -> Path:
     """The committed seed model: fixed length (max_len 200, padding "pre"), fp32 + int8; no TensorFlow needed."""

@@ -197,15 +197,28 @@ def test_text_output_has_the_tables_and_the_predict_command(reviews_jsonl: Path,
 
 def test_unreachable_target_is_reported_with_exit_0(default_model_dir: Path, tmp_path: Path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": "A wonderful film.", "label": "negative"},
-                                              {"text": "Awful, boring, the worst.", "label": "negative"}])
-    proc = run("evaluate", os.fspath(data), "--model", os.fspath(default_model_dir), "--target-precision", "0.5")
+                                              {"text": "Awful, boring, the worst.", "label": "positive"}])
+    proc = run("evaluate", os.fspath(data), "--model", os.fspath(default_model_dir), "--target-precision", "0.9")
     assert proc.returncode == 0, proc.stderr
-    assert "not reachable" in proc.stdout
-    proc = run("evaluate", os.fspath(data), "--model", os.fspath(default_model_dir), "--target-recall", "0.5",
+    assert "not reachable" in proc.stdout and "--threshold" not in proc.stdout
+
+
+@pytest.mark.parametrize("label", ["negative", "positive"])
+def test_target_on_one_class_cannot_be_judged(label: str, default_model_dir: Path, tmp_path: Path):
+    """Issue 25: on one class, evaluate suggested `--threshold 0.0`; any threshold "reaches" a target there."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "A wonderful film.", "label": label},
+                                              {"text": "Awful, boring, the worst.", "label": label}])
+    proc = run("evaluate", os.fspath(data), "--model", os.fspath(default_model_dir), "--target-recall", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert f"cannot be judged on one class (every record here is {label})" in proc.stdout
+    assert "--threshold" not in proc.stdout
+    proc = run("evaluate", os.fspath(data), "--model", os.fspath(default_model_dir), "--target-precision", "0.5",
                "--format", "json")
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0 and doc["roc_auc"] is None
-    assert doc["threshold_choice"]["reachable"] is False and doc["threshold_choice"]["threshold"] is None
+    choice = doc["threshold_choice"]
+    assert choice["reachable"] is False and choice["one_class"] == label
+    assert choice["threshold"] is None and choice["command"] is None
 
 
 # ----------------------------------------------------------------------------- inputs and errors
@@ -299,10 +312,12 @@ def test_plot_into_a_directory_is_a_usage_error(seed_model_dir: Path, tmp_path: 
 def test_tsv_by_suffix_and_csv_columns(seed_model_dir: Path, tmp_path: Path):
     tsv = tmp_path / "d.tsv"
     tsv.write_text("review\tgold\nGreat, I loved it.\tpositive\nAwful, a bore.\tnegative\n", encoding="utf-8")
-    proc = run("evaluate", os.fspath(tsv), "--text-column", "review", "--label-column", "gold", "--model",
-               os.fspath(seed_model_dir), "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["data"] == {"records": 2, "failed": 0}
+    (tmp_path / "e.csv").write_text('review,gold\n"Fine, I guess.",positive\n', encoding="utf-8")
+    for args in ([os.fspath(tsv)], ["--csv", os.fspath(tmp_path)]):  # issue 25: a folder's *.tsv were read with commas
+        proc = run("evaluate", *args, "--text-column", "review", "--label-column", "gold", "--model",
+                   os.fspath(seed_model_dir), "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["data"] == {"records": 2 if len(args) == 1 else 3, "failed": 0}
 
 
 def test_unknown_format_is_a_usage_error(seed_model_dir: Path, tmp_path: Path):
@@ -355,6 +370,7 @@ def test_plot_writes_a_png(seed_model_dir: Path, tmp_path: Path):
                                               {"text": "Awful, boring, the worst.", "label": "negative"},
                                               {"text": "Loved it, brilliant.", "label": "positive"}])
     out = tmp_path / "plots" / "eval.png"
+    out.parent.mkdir()
     proc = run("evaluate", os.fspath(data), "--model", os.fspath(seed_model_dir), "--plot", os.fspath(out))
     assert proc.returncode == 0, proc.stderr
     png = out.read_bytes()

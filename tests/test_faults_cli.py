@@ -196,6 +196,22 @@ def test_deeply_nested_manifest_is_a_model_error(tmp_path: Path, review: Path):
     one_error(run("predict", "--model", os.fspath(folder), os.fspath(review)), exit_codes.MODEL, "manifest.json")
 
 
+@pytest.mark.parametrize("key", ["fp32", "vocab"])
+def test_nul_byte_in_a_manifest_file_name_is_a_manifest_error(key: str, seed_model_dir: Path, tmp_path: Path,
+                                                              review: Path):
+    """Issue 25: exit 4 and a bare ValueError; it is a manifest the loader must refuse (exit 3)."""
+    folder = tmp_path / "nul"
+    shutil.copytree(seed_model_dir, folder)
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["files"][key]["path"] = doc["files"][key]["path"] + "\u0000.txt"
+    (folder / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match=f"files.{key}.path"):
+        SentimentClassifier.load(folder)
+    with pytest.raises(ManifestError, match="NUL byte"):
+        SentimentClassifier.load(os.fspath(folder) + "\x00")
+    one_error(run("predict", "--model", os.fspath(folder), os.fspath(review)), exit_codes.MODEL, f"files.{key}.path")
+
+
 @posix_only
 def test_model_files_must_be_regular_files(seed_model_dir: Path, tmp_path: Path, review: Path):
     fifo = tmp_path / "model-fifo"

@@ -30,23 +30,54 @@ def bad(recs: list[Record]) -> list[tuple[int | None, str]]:
 
 
 class Endless(io.RawIOBase):
-    """``size`` bytes of ``fill`` then ``tail``, generated as read (never held whole)."""
+    """``head``, then ``size`` bytes of ``fill`` repeated, then ``tail``, generated as read (never held whole)."""
 
-    def __init__(self, size: int, fill: bytes, tail: bytes) -> None:
-        self.left, self.fill, self.tail = size, fill, tail
+    def __init__(self, size: int, fill: bytes, tail: bytes, head: bytes = b"") -> None:
+        self.left, self.fill, self.tail, self.head, self.at = size, fill, tail, head, 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
         if self.left > 0:
             n = min(len(buffer), self.left)
-            buffer[:n] = (self.fill * (n // len(self.fill) + 1))[:n]
+            start = self.at % len(self.fill)
+            buffer[:n] = (self.fill * (n // len(self.fill) + 2))[start:start + n]
             self.left -= n
+            self.at += n
             return n
         n = min(len(buffer), len(self.tail))
         buffer[:n], self.tail = self.tail[:n], self.tail[n:]
         return n
+
+
+class Trickle(io.RawIOBase):
+    """``data`` one byte per read: every byte is a chunk boundary."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), len(self.data), 1)
+        buffer[:n], self.data = self.data[:n], self.data[n:]
+        return n
+
+
+def csv_texts(data: bytes, delimiter: str = ",", trickle: bool = False) -> list[tuple]:
+    """``(line, text, error)`` of each record of ``data`` read as CSV with a ``text`` column."""
+    from edge_infer.inputs.records import csv_records
+
+    stream = io.BufferedReader(Trickle(data) if trickle else io.BytesIO(data))
+    return [(r.line, r.text, r.error) for r in csv_records("t.csv", stream, text_field="text", id_field=None,
+                                                          label_field=None, delimiter=delimiter, budget=BUDGET,
+                                                          keep="tail")]
 
 
 # --------------------------------------------------------------------------- CSV
@@ -103,7 +134,89 @@ def test_csv_record_over_the_cap_is_skipped_and_reading_goes_on(tmp_path: Path, 
         f.write(b'end"\n2,after the big one\n')
     recs = records([path], "csv", id_field="id")
     assert recs[0].line == 2 and recs[0].error.startswith("record longer than 1 MiB")
-    assert good(recs)[-1] == Record(os.fspath(path), 3004, "2", "after the big one")
+    assert recs[1:] == [Record(os.fspath(path), 3004, "2", "after the big one")]  # nothing read inside the field
+
+
+def test_csv_huge_quoted_field_of_many_lines_resumes_after_its_end():
+    """Issue 25: a 48 MiB quoted field of short lines gave a phantom row per line after the first 16 MiB."""
+    from edge_infer.inputs.records import csv_records
+
+    size = RECORD_CAP * 3
+    unit = b"x" * 511 + b"\n"  # the field holds size / 512 newlines
+    stream = io.BufferedReader(Endless(size, unit, b'end"\n3,"third, fine"\n', head=b'id,text\n1,first\n2,"'))
+    tracemalloc.start()
+    try:
+        recs = list(csv_records("big.csv", stream, text_field="text", id_field="id", label_field=None,
+                                budget=BUDGET, keep="tail"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    inner = size // len(unit)
+    assert [(r.line, r.id, r.text, r.error) for r in recs] == [
+        (2, "1", "first", None),
+        (3, None, None, f"record longer than 16 MiB ({size + 7} bytes), skipped"),
+        (4 + inner, "3", "third, fine", None)]
+    assert peak < RECORD_CAP + (4 << 20), f"peak {peak >> 20} MiB for a {size >> 20} MiB record"
+
+
+def test_csv_unclosed_quote_is_an_error_at_the_line_the_record_began(tmp_path: Path):
+    """Issue 25: `1,"Great film` and 1,998 rows after it gave one row and exit 0."""
+    path = tmp_path / "open.csv"
+    path.write_bytes(b'id,text\n0,fine\n1,"Great film\n' + b"".join(b"%d,review %d\n" % (i, i) for i in range(2, 2000)))
+    recs = records([path], "csv", id_field="id")
+    assert [(r.line, r.id, r.text, r.error) for r in recs] == [
+        (2, "0", "fine", None),
+        (3, None, None, "unclosed quote: the record that starts on this line runs to the end of the file")]
+
+
+def test_csv_is_strict_and_a_bad_record_does_not_shift_the_next():
+    data = (b'text,n\n'
+            b'"closed"then more,1\n'  # text after a closing quote: not CSV
+            b'5" screen and 7" tablet,2\n'  # quotes inside an unquoted field are characters
+            b'"two\nlines ""quoted""",3\n'
+            b'"a"x,"b\nc",4\n'  # bad, and its quoted newline stays inside it
+            b'last,5')
+    for trickle in (False, True):
+        assert csv_texts(data, trickle=trickle) == [
+            (2, None, "not valid CSV: ',' expected after '\"'"),
+            (3, '5" screen and 7" tablet', None),
+            (4, 'two\nlines "quoted"', None),
+            (6, None, "not valid CSV: ',' expected after '\"'"),
+            (8, "last", None)]
+
+
+def test_csv_records_split_as_the_csv_module_reads_them():
+    """Rows written by csv.writer (delimiters, quotes, newlines, CRLF in fields) come back as written, read one
+    byte at a time, with a one-byte and a two-byte delimiter."""
+    import csv
+    import random
+
+    rng = random.Random(25)
+    pieces = ["a", "b c", ",", ";", "\u00a7", '"', '""', "\n", "\r\n", "x\ty", "caf\u00e9", " "]
+    for delimiter in (",", "\u00a7"):
+        rows = [["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 6))) for _ in range(3)]
+                for _ in range(300)]
+        rows = [row for row in rows if row[0].strip()]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(["text", "b", "c"])
+        writer.writerows(rows)
+        data = buffer.getvalue().encode("utf-8")
+        got = csv_texts(data, delimiter, trickle=True)
+        assert [text for _, text, _ in got] == [row[0] for row in rows]
+        assert [line for line, _, _ in got] == [2 + sum(",".join(r).count("\n") + 1 for r in rows[:i])
+                                                for i in range(len(rows))]
+
+
+def test_tsv_files_found_in_a_folder_are_read_with_tabs(tmp_path: Path):
+    """Issue 25: `--csv DIR` read *.tsv files with commas; a folder applies the same rule as a file argument."""
+    (tmp_path / "a.csv").write_text("id,text\n1,\"comma, separated\"\n")
+    (tmp_path / "b.tsv").write_text("id\ttext\n2\ttab, separated\n")
+    for sources in ([tmp_path], [tmp_path / "a.csv", tmp_path / "b.tsv"]):
+        assert [(r.id, r.text, r.error) for r in records(sources, "csv", id_field="id")] == [
+            ("1", "comma, separated", None), ("2", "tab, separated", None)]
+    assert [r.error for r in records([tmp_path / "b.tsv"], "csv", id_field="id", delimiter=",")] == [
+        "no column 'text', 'id' in the header (columns: id\ttext)"]
 
 
 # --------------------------------------------------------------------------- JSON Lines

@@ -137,6 +137,37 @@ def test_lines_text_format_long_line_and_bad_lines(model: str, tmp_path: Path, c
         assert label == p.label and float(score) == pytest.approx(p.score, abs=1e-4)
 
 
+def test_csv_huge_record_and_unclosed_quote(model: str, tmp_path: Path):
+    """Issue 25: a 17 MiB quoted field of many lines made thousands of phantom rows; an unclosed quote
+    swallowed the rest of the file with exit 0."""
+    big = tmp_path / "big.csv"
+    record = b'2,"' + b"word " * (4 << 20) + b"\n" + b"a line inside the field\n" * 1000 + b'end"'
+    big.write_bytes(b'id,text\n1,"' + REVIEWS[0].encode() + b'"\n' + record + b'\n3,"' + REVIEWS[1].encode() + b'"\n')
+    proc = run("predict", "--model", model, "--csv", "--id-column", "id", "--format", "jsonl", os.fspath(big))
+    assert proc.returncode == exit_codes.INPUT_FAILED
+    assert errors(proc) == [f"edge-infer: error: {big}:3: record longer than 16 MiB ({len(record)} bytes), skipped"]
+    assert [json.loads(line)["id"] for line in proc.out.splitlines()] == ["1", "3"]
+
+    open_quote = tmp_path / "open.csv"
+    open_quote.write_text('id,text\n0,"' + REVIEWS[0] + '"\n1,"Great film\n' +
+                          "".join(f"{i},review number {i}\n" for i in range(2, 2000)))
+    proc = run("predict", "--model", model, "--csv", "--id-column", "id", os.fspath(open_quote))
+    assert proc.returncode == exit_codes.INPUT_FAILED
+    assert errors(proc) == [f"edge-infer: error: {open_quote}:3: unclosed quote: the record that starts on this "
+                            "line runs to the end of the file"]
+    assert [line.split()[-1] for line in proc.out.splitlines()] == ["0"]
+
+
+def test_csv_folder_reads_tsv_files_with_tabs(model: str, tmp_path: Path):
+    """Issue 25: `--csv DIR` parsed *.tsv files with commas."""
+    (tmp_path / "a.csv").write_text(f'id,text\n1,"{REVIEWS[0]}"\n')
+    (tmp_path / "b.tsv").write_text(f"id\ttext\n2\t{REVIEWS[1]}\n")
+    for args in ([os.fspath(tmp_path)], [os.fspath(tmp_path / "a.csv"), os.fspath(tmp_path / "b.tsv")]):
+        proc = run("predict", "--model", model, "--csv", "--id-column", "id", "--format", "jsonl", *args)
+        assert proc.returncode == exit_codes.OK, proc.err
+        assert [json.loads(line)["id"] for line in proc.out.splitlines()] == ["1", "2"]
+
+
 def test_usage_errors(model: str, tmp_path: Path):
     for args in (("--lines", "--csv"), ("--jsonl", "--lines"), ("--text-field", "body"), ("--id-field", "id"),
                  ("--jsonl", "--delimiter", ";"), ("--csv", "--delimiter", "ab")):

@@ -260,7 +260,7 @@ def test_manifest_errors(seed_model_dir: Path, tmp_path: Path, no_session):
                                                                                path="../vocab.txt"))),
         "labels": dict(labels=["positive"]),
         "threshold": dict(threshold=2),
-        "files.fp32": dict(files={"vocab": good["files"]["vocab"]}),
+        "files lists no ONNX model": dict(files={"vocab": good["files"]["vocab"]}),
     }
     for match, change in cases.items():
         (folder / "manifest.json").write_text(json.dumps(dict(good, **change)))
@@ -300,8 +300,10 @@ def test_committed_models_load_and_predict(name: str):
 
 @requires_default_model
 def test_default_model_is_the_packaged_or_checkout_default():
+    from edge_infer import packaged
+
     clf = SentimentClassifier.load()
-    assert clf.manifest.directory.name in ("default", "_default_model")
+    assert clf.manifest.directory == packaged.installed()[packaged.DEFAULT]
     assert clf.predict("A wonderful, moving film. I loved it.").label == "positive"
 
 def test_masked_dynamic_model_padding_does_not_change_scores(default_model_dir: Path):

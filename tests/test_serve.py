@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,11 @@ def _env(**extra: str) -> dict[str, str]:
 class Server:
     """``python -m edge_infer serve --port 0 ...`` in a subprocess; its stderr lines are collected."""
 
-    def __init__(self, *args: str, pause: float = 0.0) -> None:
+    def __init__(self, *args: str, pause: float = 0.0, preexec_fn: Callable[[], None] | None = None) -> None:
         env = _env(EDGE_INFER_SERVE_TEST_PAUSE=str(pause)) if pause else _env()
         self.proc = subprocess.Popen([sys.executable, "-m", "edge_infer", "serve", "--host", HOST, "--port", "0",
                                       *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env, cwd=REPO)
+                                     stderr=subprocess.PIPE, env=env, cwd=REPO, preexec_fn=preexec_fn)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -12,7 +12,7 @@ import typer
 
 from edge_infer import exit_codes
 from edge_infer.cli import EXIT_CODES_HELP, Interrupted, app, err
-from edge_infer.cli.options import ModelOption, display_name, model_path
+from edge_infer.cli.options import ModelOption, display_name, model_path, output_path
 
 if TYPE_CHECKING:
     from ray.data import Dataset
@@ -54,7 +54,7 @@ def bulk(
     if id_column == text_column:
         raise typer.BadParameter("must differ from --text-column", param_hint="'--id-column'")
     files, fmt = input_files(paths[:-1])
-    output = Path(paths[-1])
+    output = output_path(Path(paths[-1]), "'OUTPUT'", folder=True)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise typer.BadParameter(f"{display_name(str(output))}: exists and is not an empty folder",
                                  param_hint="'OUTPUT'")

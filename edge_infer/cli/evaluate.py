@@ -16,7 +16,15 @@ import typer
 
 from edge_infer import exit_codes
 from edge_infer.cli import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
-from edge_infer.cli.options import ModelOption, display_name, model_path, threads_option, threshold_option
+from edge_infer.cli.options import (
+    ModelOption,
+    delimiter_option,
+    display_name,
+    model_path,
+    output_path,
+    threads_option,
+    threshold_option,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,8 +77,8 @@ def evaluate(
     label_field: Annotated[str, typer.Option("--label-field", "--label-column", metavar="F",
                                              help="JSONL field or CSV column with the true label.")] = "label",
     delimiter: Annotated[str | None, typer.Option(
-        "--delimiter", metavar="CHAR", help="CSV field separator ('\\t' or 'tab' for a tab; default: ',', or a "
-                                            "tab for *.tsv files).")] = None,
+        "--delimiter", metavar="CHAR", callback=delimiter_option,
+        help="CSV field separator ('\\t' or 'tab' for a tab; default: a tab for *.tsv files, else ',').")] = None,
     model: ModelOption = None,
     int8: Annotated[bool, typer.Option("--int8", help="Use the int8 (quantized) model.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", metavar="N", callback=threads_option,
@@ -82,7 +90,8 @@ def evaluate(
                    ] = EvalFormat.text,
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png", help="Also write a PNG: ROC curve (two labels), reliability diagram, score "
-                                           "histograms per true label. Needs matplotlib: "
+                                           "histograms per true label; to a regular file or a new name in an "
+                                           "existing folder, nothing else. Needs matplotlib: "
                                            'pip install "edge-infer[plot]".')] = None,
     target_precision: Annotated[float | None, typer.Option(
         "--target-precision", metavar="P", callback=_probability,
@@ -112,7 +121,7 @@ def evaluate(
     clf = _load(model, int8, threads)
     pos_index = _check_binary_options(clf, threshold, target_precision, target_recall, positive)
     try:
-        items, failed = _read_all(clf, data, kind, text_field, label_field, _delimiter(delimiter))
+        items, failed = _read_all(clf, data, kind, text_field, label_field, delimiter)
         _check_labels(clf.labels, items)
         if not items:
             err("no labelled records to evaluate")
@@ -147,13 +156,6 @@ def _kind(jsonl: bool, csv_: bool, lines: bool) -> Kind | None:
     return chosen[0] if chosen else None
 
 
-def _delimiter(value: str | None) -> str | None:
-    sep = {"\\t": "\t", "tab": "\t"}.get(value, value) if value is not None else None
-    if sep is not None and (len(sep) != 1 or sep in ('"', "\n", "\r")):
-        raise typer.BadParameter("must be one character (not a quote or a newline)", param_hint="'--delimiter'")
-    return sep
-
-
 def _target(precision: float | None, recall: float | None) -> tuple[str, float] | None:
     """``("precision", P)``, ``("recall", R)`` or None; both given is a usage error."""
     if precision is not None and recall is not None:
@@ -164,7 +166,7 @@ def _target(precision: float | None, recall: float | None) -> tuple[str, float] 
     return ("recall", recall) if recall is not None else None
 
 
-def _load(model: Path | None, int8: bool, threads: int | None) -> Any:
+def _load(model: str | Path | None, int8: bool, threads: int | None) -> Any:
     """The classifier, or one line and exit 3 when the model is refused."""
     from edge_infer.classifier import SentimentClassifier
     from edge_infer.model_folder import ModelError
@@ -177,11 +179,10 @@ def _load(model: Path | None, int8: bool, threads: int | None) -> Any:
 
 
 def _check_plot(plot: Path) -> None:
-    """Before any work: matplotlib must be importable and the target must not be a folder (else exit 2)."""
+    """Before any work: matplotlib must be importable and the target a regular file or a new path (else exit 2)."""
     from edge_infer.plots import PlotUnavailable, require
 
-    if plot.is_dir():
-        raise typer.BadParameter(f"{display_name(os.fspath(plot))}: is a directory", param_hint="'--plot'")
+    output_path(plot, "'--plot'")
     try:
         require()
     except PlotUnavailable as exc:
@@ -249,10 +250,9 @@ def _items(clf: Any, data: list[str], kind: Kind | None, text_field: str, label_
         else:
             file_kind = _kind_of(arg)
             sources = [(None, [arg])]
-        sep = delimiter or ("\t" if arg.lower().endswith(".tsv") else ",")
         for label, paths in sources:
-            records = iter_records(paths, file_kind, text_field=text_field, delimiter=sep, budget=budget, keep=keep,
-                                   label_field=None if label is not None else label_field)
+            records = iter_records(paths, file_kind, text_field=text_field, delimiter=delimiter, budget=budget,
+                                   keep=keep, label_field=None if label is not None else label_field)
             yield from (Item(r.source, r.line, r.text, r.label if label is None else label, r.error)
                         for r in records)
 
@@ -358,10 +358,12 @@ def _threshold_choice(labels: tuple[str, ...], y_true: np.ndarray, probabilities
     scores = probabilities[:, positive]
     find = metrics.threshold_for_precision if what == "precision" else metrics.threshold_for_recall
     choice = find(is_pos, scores, value)
+    one_class = None if 0 < is_pos.sum() < len(is_pos) else labels[positive if is_pos.all() else 1 - positive]
     out: dict[str, Any] = {"target": what, "value": value, "positive": labels[positive],
-                           "reachable": choice is not None, "threshold": None, "predict_threshold": None,
-                           "precision": None, "recall": None, "accuracy": None, "predicted_positive": None}
-    if choice is None:
+                           "reachable": choice is not None and one_class is None, "one_class": one_class,
+                           "threshold": None, "predict_threshold": None, "precision": None, "recall": None,
+                           "accuracy": None, "predicted_positive": None}
+    if choice is None or one_class is not None:  # one class: any threshold "reaches" the target; that says nothing
         return out
     chosen = scores >= choice.threshold  # predicted positive
     out.update(threshold=choice.threshold, precision=choice.precision, recall=choice.recall,
@@ -384,7 +386,7 @@ def predict_threshold(score: np.ndarray, mask: np.ndarray) -> float | None:
     return hi
 
 
-def _predict_command(choice: dict[str, Any], model: Path | None, int8: bool) -> str | None:
+def _predict_command(choice: dict[str, Any], model: str | Path | None, int8: bool) -> str | None:
     if choice["predict_threshold"] is None:
         return None
     import shlex
@@ -453,6 +455,9 @@ def text_lines(report: dict[str, Any]) -> list[str]:
 
 def _choice_lines(choice: dict[str, Any]) -> list[str]:
     head = f"Target   {choice['target']} >= {choice['value']:g} for {choice['positive']}"
+    if choice.get("one_class") is not None:
+        return [f"{head}: cannot be judged on one class (every record here is {choice['one_class']}); a "
+                "threshold needs records of both labels"]
     if not choice["reachable"]:
         return [f"{head}: not reachable on this data (no threshold gives it)"]
     lines = [f"{head}: threshold {choice['threshold']:.6g} on P({choice['positive']}), precision "
@@ -465,9 +470,13 @@ def _choice_lines(choice: dict[str, Any]) -> list[str]:
 def _plot(path: Path, labels: tuple[str, ...], y_true: np.ndarray, probabilities: np.ndarray,
           positive: int | None) -> None:
     from edge_infer.plots import write_evaluation_plot
+    from edge_infer.storage import OutputPathError
 
     try:
         write_evaluation_plot(path, labels, y_true, probabilities, positive)
+    except OutputPathError as exc:  # the path changed since it was checked
+        err(f"{display_name(exc.path)}: {display_name(exc.reason)}")
+        raise typer.Exit(exit_codes.USAGE) from None
     except OSError as exc:
         err(f"{display_name(os.fspath(path))}: cannot write the plot: {exc.strerror or exc}")
         raise typer.Exit(exit_codes.USAGE) from None

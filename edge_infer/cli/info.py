@@ -23,12 +23,22 @@ class InfoFormat(str, Enum):
 def info(
     model: ModelOption = None,
     fmt: Annotated[InfoFormat, typer.Option("--format", help="text (for people) or json (the manifest plus "
-                                            "'path' and 'verified').")] = InfoFormat.text,
+                                            "'path' and 'verified'; with --list, a list of models).")
+                   ] = InfoFormat.text,
+    list_models: Annotated[bool, typer.Option("--list", help="List the installed packaged models (the names "
+                                              "--model takes): default, labels, precisions and file sizes, test "
+                                              "accuracy. Reads their manifests; --model NAME verifies one.")
+                           ] = False,
 ) -> None:
     """Describe a model and verify all of its files: labels, max_len, accuracy, parity figures, files, versions."""
     from edge_infer.classifier import verify
     from edge_infer.model_folder import MANIFEST_NAME, ModelError
 
+    if list_models:
+        if model is not None:
+            raise typer.BadParameter("give either --list or --model", param_hint="'--list'")
+        _list(fmt)
+        return
     try:
         manifest = verify(model_path(model))
     except ModelError as exc:
@@ -89,3 +99,43 @@ def _parity_lines(parity: Any) -> list[str]:
             lines.append(f"             int8: accuracy {_pct(acc)}, label agreement "
                          f"{_pct(int8.get('label_agreement'))}, max |diff| {_num(int8.get('max_abs_diff'))}")
     return lines
+
+
+def _list(fmt: InfoFormat) -> None:
+    """``info --list``: one row per installed packaged model, from its manifest (not verified here)."""
+    from edge_infer import packaged
+    from edge_infer.model_folder import FP32, INT8, MANIFEST_NAME, Manifest, ModelError
+
+    rows: list[dict[str, Any]] = []
+    for name, folder in packaged.installed().items():
+        try:
+            manifest = Manifest.load(folder)
+        except ModelError as exc:
+            err(str(exc))
+            raise typer.Exit(exit_codes.MODEL) from None
+        int8 = manifest.parity.get("int8")
+        rows.append({
+            "name": name, "default": name == packaged.DEFAULT, "labels": list(manifest.labels),
+            "precisions": [key for key in (FP32, INT8) if key in manifest.files],
+            "files": {key: entry.size for key, entry in manifest.files.items()},
+            "size_bytes": sum(entry.size for entry in manifest.files.values()),
+            "test_accuracy": manifest.training.get("test_accuracy"),
+            "int8_test_accuracy": int8.get("int8_accuracy") if isinstance(int8, dict) else None,
+            "path": os.fspath(folder / MANIFEST_NAME),
+        })
+    if fmt is InfoFormat.json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no packaged model is installed; pass --model PATH")
+        return
+    table = [["name", "default", "labels", "precisions (MB)", "test accuracy", "folder"]]
+    for row in rows:
+        sizes = ", ".join(f"{key} {row['files'][key] / 1e6:.1f}" for key in row["precisions"])
+        accuracy = (_pct(row["test_accuracy"]) if FP32 in row["precisions"] or row["int8_test_accuracy"] is None
+                    else f"{_pct(row['int8_test_accuracy'])} (int8)")
+        table.append([row["name"], "*" if row["default"] else "", ", ".join(row["labels"]), sizes, accuracy,
+                      os.path.dirname(row["path"])])
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])

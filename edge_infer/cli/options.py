@@ -3,24 +3,58 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from edge_infer import packaged
+
 ModelOption = Annotated[
-    Path | None,
-    typer.Option("--model", metavar="PATH",
-                 help="Model folder or its manifest.json (default: the model shipped with edge-infer)."),
+    str | None,
+    typer.Option("--model", metavar="NAME|PATH",
+                 help=f"A packaged model's name ({', '.join(packaged.names())}; 'edge-infer info --list' shows "
+                      f"those installed; default: {packaged.DEFAULT}), or a model folder or its manifest.json. "
+                      "A value that exists as a file or folder, or holds a '/', is a path; otherwise a name."),
 ]
 
 
-def model_path(model: Path | None) -> Path | None:
-    """``--model`` as given, or a usage error (exit 2) when the path does not exist."""
-    if model is not None and not (model.exists() or model.is_symlink()):
+def model_path(model: str | Path | None) -> Path | None:
+    """``--model`` as given (a packaged name comes back as a one-part path, which ``load`` reads as the name
+    again), or a usage error (exit 2) for a path that does not exist or a name that is not installed."""
+    if model is None:
+        return None
+    if not packaged.looks_like_path(model):
+        present = packaged.installed()
+        if os.fspath(model) not in present:
+            why = packaged.unknown_name_message(os.fspath(model), list(present))
+            raise typer.BadParameter(f"{display_name(os.fspath(model))}: {why}", param_hint="'--model'")
+        return Path(model)
+    path = Path(model)
+    if not (path.exists() or path.is_symlink()):
         raise typer.BadParameter(f"{display_name(str(model))}: no such file or directory", param_hint="'--model'")
-    return model
+    return path
+
+
+def output_path(path: Path, param_hint: str, *, folder: bool = False) -> Path:
+    """``path`` when :func:`edge_infer.storage.check_output_path` allows writing there, else a usage error (exit 2)."""
+    from edge_infer.storage import OutputPathError, check_output_path
+
+    try:
+        return check_output_path(path, folder=folder)
+    except OutputPathError as exc:
+        raise typer.BadParameter(f"{display_name(exc.path)}: {display_name(exc.reason)}",
+                                 param_hint=param_hint) from None
+
+
+def delimiter_option(value: str | None) -> str | None:
+    """``--delimiter``: one character ('\\t' or 'tab' for a tab), or ``None``: by suffix (a tab for ``*.tsv``)."""
+    sep = {"\\t": "\t", "tab": "\t"}.get(value, value) if value is not None else None
+    if sep is not None and (len(sep) != 1 or sep in ('"', "\n", "\r")):
+        raise typer.BadParameter("must be one character (not a quote or a newline)")
+    return sep
 
 
 def threads_option(value: int | None) -> int | None:

@@ -16,7 +16,14 @@ import typer
 
 from edge_infer import exit_codes
 from edge_infer.cli import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
-from edge_infer.cli.options import ModelOption, display_name, model_path, threads_option, threshold_option
+from edge_infer.cli.options import (
+    ModelOption,
+    delimiter_option,
+    display_name,
+    model_path,
+    threads_option,
+    threshold_option,
+)
 
 if TYPE_CHECKING:
     from edge_infer.inputs import Kind, Record, Tally
@@ -46,7 +53,7 @@ def predict(
     files: Annotated[list[str], typer.Argument(
         metavar="FILE...", show_default=False,
         help="Text files to classify, one review each; '-' reads standard input; a directory means "
-             "the *.txt files directly inside it (*.jsonl with --jsonl, *.csv with --csv).")],
+             "the *.txt files directly inside it (*.jsonl and *.ndjson with --jsonl, *.csv and *.tsv with --csv).")],
     lines: Annotated[bool, typer.Option("--lines", help="Every line of each FILE is one text.")] = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Each FILE holds one JSON object per line; the text "
                                         "is its --text-field.")] = False,
@@ -58,9 +65,9 @@ def predict(
     id_field: Annotated[str | None, typer.Option("--id-field", "--id-column", metavar="NAME",
                                                  help="With --jsonl or --csv: a field or column echoed as "
                                                       "'id' in the output.")] = None,
-    delimiter: Annotated[str, typer.Option("--delimiter", metavar="CHAR",
-                                           help="With --csv: the field separator ('\\t' or 'tab' for a "
-                                                "tab).")] = ",",
+    delimiter: Annotated[str | None, typer.Option("--delimiter", metavar="CHAR", callback=delimiter_option,
+                                                  help="With --csv: the field separator ('\\t' or 'tab' for a "
+                                                       "tab; default: a tab for *.tsv files, else ',').")] = None,
     fmt: Annotated[Format, typer.Option("--format", help=_FORMAT_HELP)] = Format.text,
     all_scores: Annotated[bool, typer.Option("--all-scores", help="Add every label's probability (json, jsonl: "
                                              "a 'scores' object; csv: a score_LABEL column each).")] = False,
@@ -84,7 +91,6 @@ def predict(
     escaped.
     """
     kind = _kind(lines, jsonl, csv_input, text_field, id_field, delimiter)
-    sep = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
     from edge_infer.classifier import SentimentClassifier
     from edge_infer.inputs import Tally, byte_budget, iter_records, keep_side
     from edge_infer.model_folder import ModelError
@@ -101,7 +107,7 @@ def predict(
     writer = _Writer(sys.stdout, fmt, columns, clf.labels if all_scores else ())
     tally = Tally()
     batch = _Batch(clf, writer, threshold)
-    records = iter_records(files, kind, text_field=text_field, id_field=id_field, delimiter=sep,
+    records = iter_records(files, kind, text_field=text_field, id_field=id_field, delimiter=delimiter,
                            budget=byte_budget(clf.max_len), keep=keep_side(clf.manifest.tokenizer.truncating),
                            tally=tally, on_wait=batch.flush)
     progress = _Progress(tally, kind) if sys.stderr.isatty() else None
@@ -118,7 +124,7 @@ def predict(
 
 
 def _kind(lines: bool, jsonl: bool, csv_input: bool, text_field: str, id_field: str | None,
-          delimiter: str) -> Kind:
+          delimiter: str | None) -> Kind:
     """The kind of input the flags ask for; contradictory flags are a usage error."""
     chosen = [flag for flag, on in (("--lines", lines), ("--jsonl", jsonl), ("--csv", csv_input)) if on]
     if len(chosen) > 1:
@@ -127,10 +133,8 @@ def _kind(lines: bool, jsonl: bool, csv_input: bool, text_field: str, id_field: 
     if not (jsonl or csv_input) and (text_field != "text" or id_field is not None):
         raise typer.BadParameter("applies to --jsonl and --csv only",
                                  param_hint="'--text-field'" if text_field != "text" else "'--id-field'")
-    if delimiter != "," and not csv_input:
+    if delimiter is not None and not csv_input:
         raise typer.BadParameter("applies to --csv only", param_hint="'--delimiter'")
-    if len({"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)) != 1 or delimiter in ('"', "\n", "\r"):
-        raise typer.BadParameter("must be one character (not a quote or a newline)", param_hint="'--delimiter'")
     if text_field == id_field:
         raise typer.BadParameter("must differ from --text-field", param_hint="'--id-field'")
     return "lines" if lines else "jsonl" if jsonl else "csv" if csv_input else "files"

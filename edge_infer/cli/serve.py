@@ -36,6 +36,28 @@ def _delay(value: float) -> float:
     return value
 
 
+def _optional_positive(value: int | None) -> int | None:
+    return None if value is None else _positive(value)
+
+
+def _header_bytes(value: int) -> int:
+    if not 1024 <= value <= 1_048_576:
+        raise typer.BadParameter("must be from 1024 to 1048576 bytes")
+    return value
+
+
+def _host_list(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(h.strip() for h in value.split(",") if h.strip())
+
+
+def _hosts(value: str | None) -> str | None:
+    hosts = _host_list(value)
+    if hosts is not None and (not hosts or any(h != "*" and "*" in h and (h.count("*") > 1 or not h.startswith("*."))
+                                               for h in hosts)):
+        raise typer.BadParameter("give host names separated by commas, '*.example.com' patterns, or '*'")
+    return value
+
+
 def _seconds(value: float) -> float:
     if not 0.0 < value <= 86_400.0:
         raise typer.BadParameter("must be more than 0 and at most 86400 seconds")
@@ -70,12 +92,35 @@ def serve(
     max_text_chars: Annotated[int, typer.Option("--max-text-chars", metavar="N", callback=_positive,
                                                 help="Longest text, in characters (413 beyond).")] = 100_000,
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", callback=_seconds,
-                                           help="Per-request time limit (504 beyond).")] = 30.0,
+                                           help="Time limit for an answer once the request is read, queue "
+                                                "wait included (504 beyond).")] = 30.0,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", metavar="SECONDS", callback=_seconds,
                                                     help="On SIGTERM/SIGINT, how long requests in flight may "
                                                          "take to finish.")] = 30.0,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="Log lines on stderr: text or json.")
                           ] = LogFormat.text,
+    header_timeout: Annotated[float, typer.Option("--header-timeout", metavar="SECONDS", callback=_seconds,
+                                                  help="A request head (request line and headers) must arrive "
+                                                       "within this time (408 and close beyond); also closes "
+                                                       "connections that send nothing.")] = 5.0,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", metavar="SECONDS", callback=_seconds,
+                                                help="A request body must arrive within this time after its "
+                                                     "head (408 beyond).")] = 10.0,
+    keep_alive_timeout: Annotated[float, typer.Option("--keep-alive-timeout", metavar="SECONDS", callback=_seconds,
+                                                      help="An idle connection is closed this long after its "
+                                                           "last answer.")] = 5.0,
+    max_header_bytes: Annotated[int, typer.Option("--max-header-bytes", metavar="N", callback=_header_bytes,
+                                                  help="Largest request head, request line and headers "
+                                                       "(431 beyond).")] = 16_384,
+    max_connections: Annotated[int | None, typer.Option("--max-connections", metavar="N", callback=_optional_positive,
+                                                        help="Most connections open at once per process; more "
+                                                             "get 503 at once (default: 1000, lowered to fit "
+                                                             "the file descriptor limit).")] = None,
+    allowed_hosts: Annotated[str | None, typer.Option("--allowed-hosts", metavar="LIST", callback=_hosts,
+                                                      help="Comma-separated Host header names answered (else "
+                                                           "421); '*.example.com' patterns; '*' any (default: "
+                                                           "the loopback names when --host is loopback, else "
+                                                           "any).")] = None,
 ) -> None:
     """Serve the classifier over HTTP: POST /v1/predict, GET /v1/info, /healthz, /readyz, /metrics, /openapi.json.
 
@@ -99,7 +144,10 @@ def serve(
                         threads=threads, workers=workers, max_batch_delay_ms=max_batch_delay,
                         max_batch_size=max_batch_size, max_queue=max_queue, max_body_bytes=max_body_bytes,
                         max_texts=max_texts, max_text_chars=max_text_chars, timeout_s=timeout,
-                        graceful_timeout_s=graceful_timeout, log_format=log_format.value)
+                        graceful_timeout_s=graceful_timeout, log_format=log_format.value,
+                        header_timeout_s=header_timeout, body_timeout_s=body_timeout,
+                        keep_alive_timeout_s=keep_alive_timeout, max_header_bytes=max_header_bytes,
+                        max_connections=max_connections, allowed_hosts=_host_list(allowed_hosts))
     try:
         loaded = load_model(settings)
     except ModelError as exc:

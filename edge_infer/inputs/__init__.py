@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from edge_infer.inputs.base import KINDS, RECORD_CAP, Kind, Record, Tally
-from edge_infer.inputs.files import SUFFIXES, expand, open_input, total_size, whole_files
+from edge_infer.inputs.files import SUFFIXES, csv_delimiter, expand, open_input, total_size, whole_files
 from edge_infer.inputs.records import csv_records, jsonl_records, line_records
 from edge_infer.reading import InputError, Keep, byte_budget, keep_side
 
@@ -21,22 +21,23 @@ __all__ = ["KINDS", "RECORD_CAP", "InputError", "Keep", "Kind", "Record", "Tally
 
 
 def iter_records(sources: Sequence[str], kind: Kind, *, text_field: str = "text", id_field: str | None = None,
-                 label_field: str | None = None, delimiter: str = ",", budget: int, keep: Keep,
+                 label_field: str | None = None, delimiter: str | None = None, budget: int, keep: Keep,
                  tally: Tally | None = None, on_wait: Callable[[], None] | None = None) -> Iterator[Record]:
     """The records of ``sources`` (paths, folders, ``-`` for standard input) in input order, streaming.
 
     ``kind``: ``"files"`` (each input one text; a folder means its ``*.txt`` files), ``"lines"`` (each
     line one text), ``"jsonl"`` (one JSON object per line, the text in ``text_field``) or ``"csv"`` (a
-    header row, then one record per row; ``*_field`` name columns). A folder gives its files with the
-    kind's suffixes (:data:`~edge_infer.inputs.files.SUFFIXES`). ``id_field`` and ``label_field``, when
+    header row, then one record per row; ``*_field`` name columns; ``delimiter``, else a tab for each
+    ``*.tsv`` file and a comma for the others). A folder gives its files with the kind's suffixes
+    (:data:`~edge_infer.inputs.files.SUFFIXES`). ``id_field`` and ``label_field``, when
     given, must be in every record. ``budget`` and ``keep``: how much of a long text to keep, from which
     end. ``tally`` is updated while reading (progress); ``on_wait`` is called before a read that would
     block on a pipe or FIFO, so a caller can write the results it holds.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-    if len(delimiter) != 1:
-        raise ValueError("delimiter must be one character")
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in ('"', "\n", "\r")):
+        raise ValueError("delimiter must be one character, not a quote or a newline")
     entries = expand(list(sources), SUFFIXES[kind])
     if tally is not None:
         tally.inputs = len(entries)
@@ -57,8 +58,8 @@ def iter_records(sources: Sequence[str], kind: Kind, *, text_field: str = "text"
                                              on_wait=on_wait)
                 else:
                     yield from csv_records(name, stream, text_field=text_field, id_field=id_field,
-                                           label_field=label_field, delimiter=delimiter, budget=budget, keep=keep,
-                                           tally=tally, on_wait=on_wait)
+                                           label_field=label_field, delimiter=csv_delimiter(name, delimiter),
+                                           budget=budget, keep=keep, tally=tally, on_wait=on_wait)
         except InputError as exc:
             yield Record(name, None, None, None, error=exc.reason)
         except OSError as exc:

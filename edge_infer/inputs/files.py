@@ -18,6 +18,16 @@ SUFFIXES = {"files": (".txt",), "lines": (".txt",), "jsonl": (".jsonl", ".ndjson
 """The files taken from a folder, by kind of input."""
 
 
+def csv_delimiter(name: str, given: str | None = None) -> str:
+    """The CSV field separator of the input ``name``: ``given``, else a tab for ``*.tsv`` and a comma otherwise.
+
+    The same rule for a file named on the command line and for one found in a folder.
+    """
+    if given is not None:
+        return given
+    return "\t" if name.lower().endswith(".tsv") else ","
+
+
 def expand(args: list[str], suffixes: tuple[str, ...] = (".txt",)) -> list[Entry]:
     """Arguments as entries: ``-`` is standard input, a folder its files ending in one of ``suffixes``
     (sorted; not recursive). A missing path or a folder without such files is one entry with an error."""

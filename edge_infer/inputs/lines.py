@@ -18,15 +18,22 @@ from typing import BinaryIO, Literal
 from edge_infer.inputs.base import Tally
 
 KeepPart = Literal["head", "tail", "none"]
+FindEnd = Callable[[bytearray, int], int]
+"""``find_end(buf, start)``: the index of the ``\\n`` that ends the current line, searched from ``start``, or -1."""
 _CHUNK = 64 * 1024
+
+
+def _newline(buf: bytearray, start: int) -> int:
+    return buf.find(b"\n", start)
 
 
 @dataclass(frozen=True)
 class RawLine:
     """One physical line without its ``\\n``: all of it, or when ``cut`` the part kept of it.
 
-    ``number`` is 1-based, ``offset`` where ``data`` starts in the stream and ``length`` the whole line's
-    size in bytes. ``error`` (then ``data`` is empty) says why the stream stopped here.
+    ``number`` is 1-based (counting lines as ``find_end`` ends them), ``offset`` where ``data`` starts in
+    the stream and ``length`` the whole line's size in bytes. ``error`` (then ``data`` is empty) says why
+    the stream stopped here.
     """
 
     number: int
@@ -56,12 +63,14 @@ def _would_wait(stream: BinaryIO) -> bool:
 
 
 def physical_lines(stream: BinaryIO, cap: int, keep: KeepPart = "head", *, tally: Tally | None = None,
-                   on_wait: Callable[[], None] | None = None) -> Iterator[RawLine]:
+                   on_wait: Callable[[], None] | None = None, find_end: FindEnd = _newline) -> Iterator[RawLine]:
     """The lines of ``stream`` (split at ``\\n``), each at most ``cap`` bytes; see :class:`RawLine`.
 
     ``keep`` says which part of a longer line is kept: its ``head``, its ``tail`` or ``none``. ``on_wait``
     is called before a read that would block on a pipe, FIFO or terminal (the caller can flush what it
-    has). ``tally.bytes_read`` grows with every read.
+    has). ``tally.bytes_read`` grows with every read. ``find_end`` may end a line at some newlines only (a
+    CSV record's newline outside quotes): it sees every byte once, in order, before any is dropped, and
+    after it returns an end it is next called at the start of the following line.
     """
     read = getattr(stream, "read1", None) or stream.read
     waits = on_wait is not None and regular_size(stream) is None
@@ -75,7 +84,7 @@ def physical_lines(stream: BinaryIO, cap: int, keep: KeepPart = "head", *, tally
     eof = False
     binary: str | None = None  # why the stream stopped before its end
     while True:
-        nl = buf.find(b"\n", scan)
+        nl = find_end(buf, scan)
         if eof and nl < 0 and binary is not None:
             yield RawLine(number + 1, b"", line_start, 0, error=binary)
             return

@@ -2,8 +2,8 @@
 
 Each reads one open stream as it arrives, with bounded memory, and yields a :class:`Record` per record
 in input order. A bad record is a record with an ``error`` (one line) and the file and line it starts
-at; reading goes on with the next one. Only a NUL byte (a binary file) or an unusable CSV header stops
-a file.
+at; reading goes on with the next one. Only a NUL byte (a binary file), an unusable CSV header or a CSV
+quote still open at the end of the file stops a file.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from edge_infer.inputs.base import RECORD_CAP, Record, Tally
+from edge_infer.inputs.csvsplit import RecordEnds
 from edge_infer.inputs.lines import RawLine, physical_lines
 from edge_infer.reading import InputError, Keep, decode_text
 
@@ -144,42 +145,14 @@ def jsonl_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str
                           label_field=label_field, budget=budget, keep=keep)
 
 
-class _BadLine(Exception):
-    def __init__(self, reason: str, fatal: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.fatal = fatal
-
-
-class _CsvLines:
-    """Decoded lines for ``csv.reader``, counting them; a line that cannot be used raises :class:`_BadLine`."""
-
-    def __init__(self, raws: Iterator[RawLine]) -> None:
-        self.raws = raws
-        self.number = 0  # the last line handed out
-        self.record_bytes = 0
-
-    def __iter__(self) -> _CsvLines:
-        return self
-
-    def __next__(self) -> str:
-        raw = next(self.raws)
-        self.number = raw.number
-        if raw.error is not None:
-            raise _BadLine(raw.error, fatal=True)
-        self.record_bytes += raw.length + 1
-        if raw.cut or self.record_bytes > RECORD_CAP:
-            raise _BadLine(too_long(self.record_bytes))
-        try:
-            return _decode(raw) + "\n"
-        except InputError as exc:
-            raise _BadLine(exc.reason) from None
-
-
-def _next_row(reader: Any) -> list[str]:
+def _csv_row(raw: RawLine, delimiter: str) -> list[str]:
+    """The fields of one whole record (strict: a stray quote is an error); ``[]`` for a blank line."""
+    text = _decode(raw)
     old = csv.field_size_limit(RECORD_CAP)  # the csv module's own limit is 128 KiB per field
     try:
-        return next(reader)
+        return next(csv.reader((text,), delimiter=delimiter, strict=True), [])
+    except csv.Error as exc:
+        raise InputError("", f"not valid CSV: {exc}") from None
     finally:
         csv.field_size_limit(old)
 
@@ -189,27 +162,30 @@ def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str |
                 on_wait: Waiter = None) -> Iterator[Record]:
     """RFC 4180 CSV with a header row naming the columns; quoted fields may hold delimiters and newlines.
 
-    Blank lines are skipped. A header without the asked-for columns is one error for the file.
+    Records are split at newlines outside quotes before they are parsed, so a bad or over-long record
+    never shifts the ones after it. Blank lines are skipped. A header without the asked-for columns, or
+    a quote still open at the end of the file, is one error that ends the file.
     """
-    lines = _CsvLines(physical_lines(stream, RECORD_CAP, "none", tally=tally, on_wait=on_wait))
+    ends = RecordEnds(delimiter)
     header: Sequence[str] | None = None
-    reader = csv.reader(lines, delimiter=delimiter)
-    while True:
-        start = lines.number + 1
-        lines.record_bytes = 0
-        try:
-            row = _next_row(reader)
-        except StopIteration:
-            if header is None:
-                yield Record(name, None, None, None, error="empty file (no header row)")
+    line = 1
+    for raw in physical_lines(stream, RECORD_CAP, "none", tally=tally, on_wait=on_wait, find_end=ends):
+        start, line = line, ends.lines + 1
+        if raw.error is not None:
+            yield Record(name, line, None, None, error=raw.error)
             return
-        except (_BadLine, csv.Error) as exc:
-            fatal = isinstance(exc, _BadLine) and exc.fatal
-            reason = exc.reason if isinstance(exc, _BadLine) else f"not valid CSV: {exc}"
-            yield Record(name, lines.number if fatal else start, None, None, error=reason)
-            if fatal or header is None:
+        if ends.open_quote:  # only the end of the input ends a record inside quotes
+            yield Record(name, start, None, None, error="unclosed quote: the record that starts on this line "
+                                                         "runs to the end of the file")
+            return
+        try:
+            if raw.cut:
+                raise InputError("", too_long(raw.length))
+            row = _csv_row(raw, delimiter)
+        except InputError as exc:
+            yield Record(name, start, None, None, error=exc.reason)
+            if header is None:
                 return
-            reader = csv.reader(lines, delimiter=delimiter)
             continue
         if not row:
             continue
@@ -230,3 +206,5 @@ def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str |
         values = dict(zip(reversed(header), reversed(row)))  # a repeated column name: its first one
         yield make_record(name, start, values, text_field=text_field, id_field=id_field,
                           label_field=label_field, budget=budget, keep=keep, what="column")
+    if header is None:
+        yield Record(name, None, None, None, error="empty file (no header row)")

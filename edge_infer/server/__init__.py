@@ -1,13 +1,13 @@
 """``edge-infer serve``: an HTTP/JSON server over :class:`~edge_infer.classifier.SentimentClassifier`.
 
-Needs the ``serve`` extra (uvicorn, starlette). Only :mod:`edge_infer.server.app` and
-:mod:`edge_infer.server.run` import them; the other modules (settings, request checks, batcher, metrics,
-logging, OpenAPI document) are plain Python.
+Needs the ``serve`` extra (uvicorn, starlette, httptools). Only :mod:`edge_infer.server.app`,
+:mod:`edge_infer.server.protocol` and :mod:`edge_infer.server.run` import them; the other modules
+(settings, request checks, connection rules, batcher, metrics, logging, OpenAPI document) are plain Python.
 """
 
 from __future__ import annotations
 
-EXTRA_MODULES = ("uvicorn", "starlette")
+EXTRA_MODULES = ("uvicorn", "starlette", "httptools")
 """What ``pip install "edge-infer[serve]"`` brings; the command checks for them before anything else."""
 
 

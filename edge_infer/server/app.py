@@ -7,13 +7,15 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,7 +24,16 @@ from edge_infer import __version__
 from edge_infer.classifier import Prediction
 from edge_infer.server import logs, openapi
 from edge_infer.server.batcher import Closed, MicroBatcher, QueueFull
-from edge_infer.server.limits import ApiError, Limits, body_too_large, parse_predict
+from edge_infer.server.connections import REFUSALS, watch_accept_errors
+from edge_infer.server.limits import (
+    AllowedHosts,
+    ApiError,
+    Limits,
+    body_too_large,
+    check_content_type,
+    not_allowed_host,
+    parse_predict,
+)
 from edge_infer.server.metrics import CONTENT_TYPE, Metrics
 from edge_infer.server.model import Loaded
 from edge_infer.server.settings import Settings
@@ -34,6 +45,19 @@ ROUTES = ("/v1/predict", "/v1/info", "/healthz", "/readyz", "/metrics", "/openap
 TEST_PAUSE_ENV = "EDGE_INFER_SERVE_TEST_PAUSE"
 """Tests only: seconds the worker thread sleeps before each batch, to hold requests in flight."""
 ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
+CLIENT_CLOSED = 499
+"""Status recorded (metrics, access log) for a request whose client closed the connection before its answer."""
+SUPERVISOR_ENV = "EDGE_INFER_SERVE_SUPERVISOR"
+"""``--workers N`` processes: the supervisor's pid; a worker whose parent is no longer it stops itself."""
+PARENT_POLL_S = 0.5
+SWEEP_S = 0.1
+"""How often request bodies are checked against ``--body-timeout``."""
+
+
+def shutdown_margin(graceful_timeout_s: float) -> float:
+    """How long before ``--graceful-timeout`` the requests still running are answered 503, so that the
+    process has exited when the time is up."""
+    return min(0.5, graceful_timeout_s / 4)
 
 
 class ServerState:
@@ -47,7 +71,12 @@ class ServerState:
                                     max_batch_size=settings.max_batch_size, max_queue=settings.max_queue,
                                     on_batch=self._batch_done, arriving=lambda: self.arriving)
         self.metrics = Metrics(lambda: self.batcher.depth)
+        self.hosts = AllowedHosts.parse(settings.allowed_hosts, settings.host)
         self.draining = False
+        self.reading: dict[asyncio.Task[Any], float] = {}
+        """Requests reading their bodies, and when they must be done (``--body-timeout``)."""
+        self.expired: dict[asyncio.Task[Any], ApiError] = {}
+        """Requests whose reading was cancelled (by :meth:`sweep` or :meth:`time_up`), and their answer."""
         self.arriving = 0
         """Predict requests being read and checked, not yet handed to the batcher."""
         self._pause = float(os.environ.get(TEST_PAUSE_ENV, "0") or 0)
@@ -69,11 +98,68 @@ class ServerState:
         return out
 
     def start_draining(self) -> None:
-        """SIGTERM/SIGINT: refuse new predictions, run what is queued without waiting for batch windows."""
+        """SIGTERM/SIGINT (in the event loop): refuse new predictions, run what is queued without waiting for
+        batch windows, and answer 503 to what still runs shortly before ``--graceful-timeout``."""
         if not self.draining:
             self.draining = True
             log.info("shutting down: finishing requests in flight, refusing new ones")
             self.batcher.drain()
+            grace = self.settings.graceful_timeout_s
+            asyncio.get_running_loop().call_later(grace - shutdown_margin(grace), self.time_up)
+
+    def time_up(self) -> None:
+        """The graceful shutdown time is up: every request still reading or waiting gets 503 ``shutting_down``."""
+        in_flight = self.metrics.in_flight
+        if in_flight:
+            log.warning("graceful timeout: answering %d request(s) still in flight with 503", in_flight)
+        for task in self.reading:
+            self._expire(task, shutting_down())
+        self.batcher.abort()
+
+    async def read_body(self, request: Request) -> bytes:
+        """The request body within ``--body-timeout`` (else 408), refused with 413 as soon as it is over
+        ``--max-body-bytes``; raises :class:`ClientDisconnect` if the client goes away.
+
+        The deadline costs a dict entry, not a task per request: :meth:`sweep` cancels the late readers."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.reading[task] = asyncio.get_running_loop().time() + self.settings.body_timeout_s
+        try:
+            body = await read_body(request, self.limits.max_body_bytes)
+            if task in self.expired:
+                await asyncio.sleep(0)  # cancelled just as the body arrived: the cancellation lands here
+            return body
+        except asyncio.CancelledError:
+            answer = self.expired.get(task)
+            if answer is None:
+                raise
+            uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
+            if uncancel is not None:
+                uncancel()
+            raise answer from None
+        finally:
+            self.reading.pop(task, None)
+            self.expired.pop(task, None)
+
+    async def sweep(self) -> None:
+        """Forever: every :data:`SWEEP_S`, cancel the readers past their ``--body-timeout``."""
+        loop = asyncio.get_running_loop()
+        late = ApiError(408, "body_timeout", f"the body was not complete within {self.settings.body_timeout_s:g} s "
+                                             "(--body-timeout)", {"Connection": "close"})
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            now = loop.time()
+            for task in [task for task, deadline in self.reading.items() if deadline <= now]:
+                self._expire(task, late)
+
+    def _expire(self, task: asyncio.Task[Any], answer: ApiError) -> None:
+        if task not in self.expired:
+            self.expired[task] = answer
+            task.cancel()
+
+
+def shutting_down() -> ApiError:
+    return ApiError(503, "shutting_down", "the server is shutting down", {"Connection": "close"})
 
 
 def _prediction(p: Prediction) -> dict[str, Any]:
@@ -103,6 +189,8 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except ApiError as exc:
             return error_response(exc)
+        except ClientDisconnect:  # nobody reads this answer; the status is for the access line and metrics
+            return Response(status_code=CLIENT_CLOSED)
         except Exception as exc:  # noqa: BLE001 - one log line, never a stack trace to the client
             log.error("internal error on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__,
                       str(exc).splitlines()[0] if str(exc) else "")
@@ -133,10 +221,11 @@ def routes(state: ServerState) -> list[Route]:
 
     async def predict(request: Request) -> Response:
         if state.draining:
-            raise ApiError(503, "shutting_down", "the server is shutting down", {"Connection": "close"})
+            raise shutting_down()
+        check_content_type(request.headers.get("content-type"))
         state.arriving += 1
         try:
-            body = await read_body(request, state.limits.max_body_bytes)
+            body = await state.read_body(request)
             req = parse_predict(body, state.limits, binary=clf.binary)
         finally:
             state.arriving -= 1
@@ -148,7 +237,7 @@ def routes(state: ServerState) -> list[Route]:
             raise ApiError(503, "queue_full", f"the queue is full ({settings.max_queue} requests waiting); "
                                               "retry later", {"Retry-After": "1"}) from None
         except Closed:
-            raise ApiError(503, "shutting_down", "the server is shutting down", {"Connection": "close"}) from None
+            raise shutting_down() from None
         except asyncio.TimeoutError:
             raise ApiError(504, "timeout", f"no answer within {settings.timeout_s:g} s (--timeout)") from None
         if req.ids is not None:
@@ -186,8 +275,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
     code = ERROR_CODES.get(status, "error")
-    messages = {404: f"no such route: {request.url.path}",
-                405: f"{request.method} is not allowed on {request.url.path}"}
+    path = request.url.path
+    hint = f" (without the trailing slash: {path.rstrip('/')})" if path.rstrip("/") in ROUTES else ""
+    messages = {404: f"no such route: {path}{hint}", 405: f"{request.method} is not allowed on {path}"}
     message = messages.get(status, exc.detail if isinstance(exc, HTTPException) else "internal server error")
     return error_response(ApiError(status, code, message, headers))
 
@@ -215,7 +305,11 @@ class AccessLog:
         metrics = self.state.metrics
         metrics.in_flight += 1
         try:
-            await self.app(scope, receive, send_status)
+            host = _host_header(scope)
+            if self.state.hosts.allows(host):
+                await self.app(scope, receive, send_status)
+            else:
+                await error_response(not_allowed_host(host))(scope, receive, send_status)
         finally:
             metrics.in_flight -= 1
             seconds = time.perf_counter() - start
@@ -226,20 +320,62 @@ class AccessLog:
                         f"{client[0]}:{client[1]}" if client else "-")
 
 
-def create_app(loaded: Loaded, settings: Settings) -> tuple[ASGIApp, ServerState]:
-    """The ASGI app and its state (the batcher starts and stops with the app's lifespan)."""
+def _host_header(scope: Scope) -> str | None:
+    """The request's one ``Host`` header (``None``: none, or several)."""
+    hosts = [value for name, value in scope["headers"] if name == b"host"]
+    return hosts[0].decode("latin-1") if len(hosts) == 1 else None
+
+
+def _also_on_stop_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """On SIGINT/SIGTERM, also run ``callback`` in the loop, then the handler already installed (uvicorn's,
+    which stops the server; it is installed before the app starts and restored when the server ends)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(callback)
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
+async def _watch_supervisor(pid: int) -> None:
+    """``--workers`` processes: stop (as on SIGTERM) once the supervisor ``pid`` is no longer the parent,
+    e.g. after it was killed with SIGKILL, instead of serving the port on as orphans."""
+    while os.getppid() == pid:
+        await asyncio.sleep(PARENT_POLL_S)
+    log.warning("the supervisor process (pid %d) is gone: stopping", pid)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def create_app(loaded: Loaded, settings: Settings, supervisor: int | None = None) -> tuple[ASGIApp, ServerState]:
+    """The ASGI app and its state (the batcher starts and stops with the app's lifespan); ``supervisor``:
+    the pid of the ``--workers`` supervisor this process stops without."""
     state = ServerState(loaded, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        watch_accept_errors(loop)
+        _also_on_stop_signals(loop, state.start_draining)
         state.batcher.start()
+        helpers = [loop.create_task(state.sweep())]
+        if supervisor:
+            helpers.append(loop.create_task(_watch_supervisor(supervisor)))
         try:
             yield
         finally:
+            for helper in helpers:
+                helper.cancel()
             await state.batcher.stop()
+            REFUSALS.flush()
 
     app = Starlette(routes=routes(state), lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _http_error})
+    app.router.redirect_slashes = False  # else a 307 whose Location is built from the Host header
     return AccessLog(app, state), state
 
 
@@ -257,4 +393,4 @@ def app_from_env() -> ASGIApp:
     except ModelError as exc:
         log.error("edge-infer: error: %s", exc)
         sys.exit(3)
-    return create_app(loaded, settings)[0]
+    return create_app(loaded, settings, supervisor=int(os.environ.get(SUPERVISOR_ENV, "0")) or None)[0]

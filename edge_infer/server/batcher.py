@@ -12,14 +12,19 @@ split across calls.
 
 The queue holds at most ``max_queue`` jobs; :meth:`MicroBatcher.submit` raises :class:`QueueFull`
 beyond that instead of letting the queue grow.
+
+The worker is a daemon thread: when the graceful shutdown time is up, :meth:`MicroBatcher.abort` answers
+every waiting and running job with :class:`Closed` and the process exits without waiting for the batch
+still running on the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +53,46 @@ class _Job:
         self.size = len(self.texts)
 
 
+class _Worker:
+    """One daemon thread running calls one at a time; results are handed back to the event loop."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[Any], Any],
+                                             Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[[Any], Any], arg: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._calls.put((loop, future, fn, arg))
+        return future
+
+    def stop(self) -> None:
+        """The thread ends after the call it is running, if any; nobody waits for it."""
+        self._calls.put(None)
+
+    def _run(self) -> None:
+        while (item := self._calls.get()) is not None:
+            loop, future, fn, arg = item
+            try:
+                result, error = fn(arg), None
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                return
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if not future.done():
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
 class MicroBatcher:
     """Gathers jobs into batches and runs them with ``run_batch`` on one worker thread.
 
@@ -69,7 +114,8 @@ class MicroBatcher:
         self._flush = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
+        self._running: list[_Job] = []
 
     @property
     def depth(self) -> int:
@@ -78,7 +124,7 @@ class MicroBatcher:
 
     def start(self) -> None:
         """Start the batching task (call inside the running event loop)."""
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="edge-infer-batch")
+        self._worker = _Worker("edge-infer-batch")
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="edge-infer-batcher")
 
     def nudge(self) -> None:
@@ -88,6 +134,18 @@ class MicroBatcher:
     def drain(self) -> None:
         """Stop waiting for batch windows: what is queued runs now (on shutdown)."""
         self._flush = True
+        self._wake.set()
+
+    def abort(self) -> None:
+        """Time is up (graceful shutdown): every job waiting or running gets :class:`Closed`; the batch running
+        on the worker thread, if any, finishes unobserved."""
+        self._closed = True
+        jobs = [*self._pending, *self._running]
+        self._pending.clear()
+        self._pending_texts = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(Closed())
         self._wake.set()
 
     async def stop(self) -> None:
@@ -102,8 +160,9 @@ class MicroBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        self.abort()
+        if self._worker is not None:
+            self._worker.stop()
 
     async def submit(self, texts: Sequence[str], threshold: float | None, timeout: float | None) -> Any:
         """Queue one job and wait for its result; raises :class:`QueueFull`, :class:`Closed`,
@@ -145,13 +204,17 @@ class MicroBatcher:
             if self._on_batch is not None:
                 self._on_batch(sum(job.size for job in jobs))
             work = [(job.texts, job.threshold) for job in jobs]
+            assert self._worker is not None
+            self._running = jobs
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, work)
+                results = await self._worker.call(self._run_batch, work)
             except Exception as exc:  # noqa: BLE001 - handed to each waiting request
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 continue
+            finally:
+                self._running = []
             for job, result in zip(jobs, results):
                 if not job.future.done():
                     job.future.set_result(result)

@@ -5,6 +5,7 @@ Plain Python (no web framework), so the rules are testable alone and the same fo
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from dataclasses import dataclass
@@ -50,13 +51,32 @@ def body_too_large(limit: int) -> ApiError:
     return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes (--max-body-bytes)")
 
 
+def check_content_type(value: str | None) -> None:
+    """A ``POST`` body must be declared ``application/json`` (charset, if given, UTF-8); else 415.
+
+    A web page can send a cross-site "simple" request (``text/plain``, a form) to a local server without
+    asking it first; it cannot send ``application/json`` without a CORS preflight, which this server
+    does not answer."""
+    media, _, params = (value or "").partition(";")
+    charset = next((v.strip().strip('"').lower() for k, _, v in (p.partition("=") for p in params.split(";"))
+                    if k.strip().lower() == "charset"), "utf-8")
+    if media.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
+        shown = repr(value[:100]) if value else "none"
+        raise ApiError(415, "unsupported_media_type", f"the body must be sent as Content-Type: application/json "
+                                                      f"(UTF-8); got {shown}")
+
+
 def parse_predict(body: bytes, limits: Limits, *, binary: bool) -> PredictRequest:
     """Check a ``/v1/predict`` body; raises :class:`ApiError` (400, 413 or 422) saying what is wrong."""
     if len(body) > limits.max_body_bytes:
         raise body_too_large(limits.max_body_bytes)
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        text = body.decode("utf-8-sig")  # json.loads(bytes) would also take UTF-16 and UTF-32
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not UTF-8 (byte {exc.start})") from None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc).splitlines()[0][:200]}") from None
     if not isinstance(doc, dict):
         raise _invalid(f"the body must be a JSON object, not {_kind(doc)}")
@@ -126,3 +146,71 @@ def _kind(value: object) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
              float: "a number", type(None): "null"}
     return names.get(type(value), type(value).__name__)
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """Host header names the server answers (``--allowed-hosts``): exact names, ``*.suffix`` patterns, or any.
+
+    A server bound to loopback answers only loopback names by default, so a web page cannot reach it
+    through DNS rebinding (an attacker's name that resolves to 127.0.0.1)."""
+
+    names: frozenset[str]
+    suffixes: tuple[str, ...]
+    any: bool = False
+
+    @classmethod
+    def parse(cls, entries: tuple[str, ...] | None, bind_host: str) -> AllowedHosts:
+        """``entries`` as given (``None``: the default for ``bind_host``); ``*`` allows any host."""
+        if entries is None:
+            entries = (*LOOPBACK_NAMES, bind_host) if is_loopback(bind_host) else ("*",)
+        names = {_normal(e) for e in entries if e.strip() and not e.strip().startswith("*")}
+        suffixes = tuple(_normal(e)[1:] for e in entries if e.strip().startswith("*."))
+        return cls(frozenset(names), suffixes, any=any(e.strip() == "*" for e in entries))
+
+    def allows(self, host_header: str | None) -> bool:
+        """Whether a request with this ``Host`` header (``None``: none sent) is answered."""
+        if self.any:
+            return True
+        name = host_name(host_header) if host_header is not None else None
+        return name is not None and (name in self.names or name.endswith(self.suffixes))
+
+    def describe(self) -> str:
+        return "any" if self.any else ", ".join(sorted(self.names) + ["*" + s for s in self.suffixes])
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a ``--host`` value is a loopback address (or ``localhost``)."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str | None:
+    """The name in a ``Host`` header, lower-case, without port, brackets or trailing dot (``None``: malformed)."""
+    header = header.strip()
+    if header.startswith("["):
+        name, sep, rest = header[1:].partition("]")
+        if not sep or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+    else:
+        name, sep, port = header.partition(":")
+        if sep and not port.isdigit():
+            return None
+    return _normal(name) or None
+
+
+def _normal(name: str) -> str:
+    return name.strip().strip("[]").rstrip(".").lower()
+
+
+def not_allowed_host(host_header: str | None) -> ApiError:
+    shown = "no Host header" if host_header is None else f"Host {host_header[:100]!r}"
+    return ApiError(421, "host_not_allowed", f"{shown} is not served here (--allowed-hosts)")

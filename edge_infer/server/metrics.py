@@ -38,11 +38,38 @@ class Histogram:
         return out
 
 
+class ConnectionStats:
+    """Connection-level counts of this process, kept by the HTTP protocol (connections closed before any
+    request reached the app) and shown by ``GET /metrics``."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.refused: dict[str, int] = {}
+
+    def count(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    def lines(self) -> list[str]:
+        out = ["# HELP edge_infer_connections_open Client connections open.",
+               "# TYPE edge_infer_connections_open gauge", f"edge_infer_connections_open {self.open}",
+               "# HELP edge_infer_connections_refused_total Connections refused or closed by the server before "
+               "a request reached the app, by reason.",
+               "# TYPE edge_infer_connections_refused_total counter"]
+        out += [f'edge_infer_connections_refused_total{{reason="{_label(reason)}"}} {count}'
+                for reason, count in sorted(self.refused.items())]
+        return out
+
+
+CONNECTIONS = ConnectionStats()
+"""This process's connection counts (one event loop per process)."""
+
+
 class Metrics:
     """What ``GET /metrics`` shows: requests by method, route and status, request latency, batch sizes,
-    texts classified, queue depth and requests in flight. Per process (each ``--workers`` process has its own)."""
+    texts classified, queue depth, requests in flight, and :data:`CONNECTIONS`. Per process (each ``--workers``
+    process has its own). A client that closes its connection before its answer is counted as status 499."""
 
-    def __init__(self, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, queue_depth: Callable[[], int], connections: ConnectionStats = CONNECTIONS) -> None:
         self._lock = threading.Lock()
         self.requests: dict[tuple[str, str, int], int] = {}
         self.latency = Histogram("edge_infer_request_duration_seconds",
@@ -51,6 +78,7 @@ class Metrics:
         self.texts = 0
         self.in_flight = 0
         self._queue_depth = queue_depth
+        self._connections = connections
 
     def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -77,6 +105,7 @@ class Metrics:
                       "# TYPE edge_infer_queue_depth gauge", f"edge_infer_queue_depth {self._queue_depth()}",
                       "# HELP edge_infer_requests_in_flight Requests being answered.",
                       "# TYPE edge_infer_requests_in_flight gauge", f"edge_infer_requests_in_flight {self.in_flight}"]
+            lines += self._connections.lines()
         return "\n".join(lines) + "\n"
 
 

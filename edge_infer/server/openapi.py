@@ -29,7 +29,10 @@ def document(version: str) -> dict[str, Any]:
                     "200": {"description": "One prediction per text, in request order.", "content": {
                         "application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}}},
                     "400": _error("invalid_json: the body is not JSON (or not UTF-8)."),
+                    "408": _error("body_timeout: the body did not arrive within the server's --body-timeout."),
                     "413": _error("body_too_large, too_many_texts or text_too_long."),
+                    "415": _error("unsupported_media_type: Content-Type is not application/json (UTF-8)."),
+                    "421": _error("host_not_allowed: the Host header is not in --allowed-hosts (every route)."),
                     "422": _error("invalid_request, empty_text or invalid_threshold."),
                     "503": _error("queue_full (with Retry-After) or shutting_down."),
                     "504": _error("timeout: no answer within the server's --timeout."),

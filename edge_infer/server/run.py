@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -12,8 +11,11 @@ from types import FrameType
 import uvicorn
 
 from edge_infer.server import logs
-from edge_infer.server.app import ServerState, create_app
+from edge_infer.server.app import SUPERVISOR_ENV, ServerState, create_app
+from edge_infer.server.connections import BACKLOG, ConnectionLimits, fd_limit, limits_for
+from edge_infer.server.limits import AllowedHosts
 from edge_infer.server.model import Loaded
+from edge_infer.server.protocol import protocol_factory
 from edge_infer.server.settings import ENV_VAR, Settings
 
 log = logging.getLogger(logs.LOGGER)
@@ -40,22 +42,37 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _config(app: object, settings: Settings, **extra: object) -> uvicorn.Config:
+def _limits(settings: Settings) -> ConnectionLimits:
+    """The connection rules, logged once."""
+    limits = limits_for(settings)
+    if limits.requested_connections is not None:
+        log.warning("--max-connections %d lowered to %d: the file descriptor limit is %s (ulimit -n)",
+                    limits.requested_connections, limits.max_connections, fd_limit())
+    log.info("at most %d connections; request head within %g s and %d bytes, body within %g s, keep-alive %g s; "
+             "hosts: %s", limits.max_connections, limits.header_timeout_s, limits.max_header_bytes,
+             limits.body_timeout_s, settings.keep_alive_timeout_s,
+             AllowedHosts.parse(settings.allowed_hosts, settings.host).describe())
+    return limits
+
+
+def _config(app: object, settings: Settings, limits: ConnectionLimits, **extra: object) -> uvicorn.Config:
+    """uvicorn's settings: our HTTP protocol (timeouts, caps), the plain asyncio loop (whose accept errors
+    are handled), no websockets, and the graceful timeout as a backstop after the app's own."""
     return uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,  # type: ignore[arg-type]
+                          http=protocol_factory(limits), loop="asyncio", ws="none",  # type: ignore[arg-type]
+                          backlog=BACKLOG, timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
                           timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_s), **extra)  # type: ignore[arg-type]
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, told about draining on SIGTERM/SIGINT; a signal ends it normally (exit 0)."""
+    """uvicorn's server; a signal ends it normally (exit 0). The app learns about SIGTERM/SIGINT itself."""
 
     def __init__(self, config: uvicorn.Config, state: ServerState, sock: socket.socket) -> None:
         super().__init__(config)
         self._state = state
         self._sock = sock
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         if self.started:
             log.info("edge-infer %s serving %s on %s", _variant(self._state), self._state.loaded.info["path"],
@@ -64,8 +81,6 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._captured_signals.clear()  # do not re-raise the signal after a graceful shutdown
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._state.start_draining)
 
 
 def _variant(state: ServerState) -> str:
@@ -78,7 +93,7 @@ def serve(loaded: Loaded, settings: Settings, sock: socket.socket) -> None:
         _serve_workers(settings, sock)
         return
     app, state = create_app(loaded, settings)
-    _Server(_config(app, settings), state, sock).run(sockets=[sock])
+    _Server(_config(app, settings, _limits(settings)), state, sock).run(sockets=[sock])
     log.info("stopped")
 
 
@@ -88,7 +103,9 @@ def _serve_workers(settings: Settings, sock: socket.socket) -> None:
     from uvicorn.supervisors import Multiprocess
 
     os.environ[ENV_VAR] = settings.to_env()
-    config = _config("edge_infer.server.app:app_from_env", settings, factory=True, workers=settings.workers)
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    config = _config("edge_infer.server.app:app_from_env", settings, _limits(settings), factory=True,
+                     workers=settings.workers)
     log.info("edge-infer serving with %d worker processes on %s", settings.workers, url(sock),
              extra={"fields": {"event": "listening", "url": url(sock), "workers": settings.workers}})
     Multiprocess(config, sockets=[sock]).run()

@@ -29,6 +29,14 @@ class Settings:
     timeout_s: float = 30.0
     graceful_timeout_s: float = 30.0
     log_format: str = "text"
+    header_timeout_s: float = 5.0
+    body_timeout_s: float = 10.0
+    keep_alive_timeout_s: float = 5.0
+    max_header_bytes: int = 16_384
+    max_connections: int | None = None
+    """``None``: :data:`~edge_infer.server.protocol.DEFAULT_MAX_CONNECTIONS`, lowered to fit the fd limit."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """``None``: the loopback names when bound to a loopback address, else any host."""
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -39,4 +47,7 @@ class Settings:
         raw = os.environ.get(ENV_VAR)
         if not raw:
             raise RuntimeError(f"{ENV_VAR} is not set: worker processes are started by `edge-infer serve`")
-        return cls(**json.loads(raw))
+        doc = json.loads(raw)
+        if doc.get("allowed_hosts") is not None:
+            doc["allowed_hosts"] = tuple(doc["allowed_hosts"])
+        return cls(**doc)

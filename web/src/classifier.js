@@ -5,7 +5,9 @@
  */
 import { Tokenizer, Vocabulary, padBatch } from './tokenizer.js';
 import { lengthBatches } from './batching.js';
-import { checkManifest, IntegrityError, ModelError } from './manifest.js';
+import {
+  checkGraph, checkManifest, IntegrityError, ManifestError, MANIFEST_NAME, MAX_MANIFEST_BYTES, ModelError,
+} from './manifest.js';
 import { SPACE_CLASS } from './tables.js';
 
 const BLANK = new RegExp(`^[${SPACE_CLASS}]*$`, 'u'); // Python's "not t or t.isspace()"
@@ -20,41 +22,78 @@ const BLANK = new RegExp(`^[${SPACE_CLASS}]*$`, 'u'); // Python's "not t or t.is
 /**
  * @typedef {object} Platform
  * @property {any} ort onnxruntime-node or onnxruntime-web
- * @property {(location: string) => Promise<Uint8Array>} read bytes of a file or URL
+ * @property {(location: string, limit: number) => Promise<Uint8Array>} read the bytes of a regular file or a URL,
+ *   at most `limit + 1` of them; throws an Error with `code` 'ENOENT' (missing) or 'ENOTREGULAR' (a FIFO, device,
+ *   folder ...: its message says which)
  * @property {(bytes: Uint8Array) => Promise<string>} sha256 hex digest
  * @property {(base: string, name: string) => string} join a file name beside the manifest
  * @property {object} sessionOptions
  */
 
+/** Python's `read_error`: the one-line reason a file could not be read. */
+function readError(err, missing) {
+  if (err.code === 'ENOENT') return missing;
+  if (err.code === 'ENOTREGULAR') return err.message;
+  return `cannot read: ${err.message}`;
+}
+
+/** The bytes of `files[key]`, read no further than its listed size, after checking that size and its sha256. */
 async function verified(platform, manifest, key, where) {
   const entry = manifest.files[key];
   const location = platform.join(where, entry.path);
   let bytes;
   try {
-    bytes = await platform.read(location);
+    bytes = await platform.read(location, entry.size);
   } catch (err) {
-    throw new ModelError(location, `cannot be read: ${err.message}`);
+    throw new IntegrityError(location, readError(err, 'missing (listed in the manifest)'));
   }
-  if (Number.isInteger(entry.size) && bytes.length !== entry.size) {
-    throw new IntegrityError(location, `${bytes.length} bytes, the manifest says ${entry.size}`);
+  if (bytes.length !== entry.size) {
+    const size = bytes.length > entry.size ? `over ${entry.size}` : bytes.length;
+    throw new IntegrityError(location, `size is ${size} bytes, the manifest says ${entry.size} (truncated or replaced?)`);
   }
   const digest = await platform.sha256(bytes);
-  if (digest !== entry.sha256) throw new IntegrityError(location, `sha256 ${digest} is not the manifest's ${entry.sha256}`);
+  if (digest !== entry.sha256) {
+    throw new IntegrityError(location, `sha256 ${digest.slice(0, 12)}... does not match the manifest's ${entry.sha256.slice(0, 12)}...`);
+  }
   return { bytes, location };
 }
 
-function checkSignature(session, manifest, location) {
-  const input = manifest.input?.name ?? 'token_ids';
-  const output = manifest.output?.name ?? 'score';
-  if (session.inputNames.length !== 1 || session.inputNames[0] !== input) {
-    throw new IntegrityError(location, `expected one input named '${input}', the graph has ${JSON.stringify(session.inputNames)}`);
+/** Read and check manifest.json at `where`, as Python's `Manifest.load`. */
+async function readManifest(platform, where) {
+  let bytes;
+  try {
+    bytes = await platform.read(where, MAX_MANIFEST_BYTES);
+  } catch (err) {
+    throw new ManifestError(where, readError(err, 'no manifest.json (not a model folder?)'));
   }
-  if (!session.outputNames.includes(output)) {
-    throw new IntegrityError(location, `has no output named '${output}' (the graph has ${JSON.stringify(session.outputNames)})`);
+  if (bytes.length > MAX_MANIFEST_BYTES) throw new ManifestError(where, 'too large to be a manifest');
+  let manifest;
+  try {
+    // ignoreBOM keeps a byte order mark in the text, so JSON.parse refuses it as Python's json.loads does
+    manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes));
+  } catch (err) {
+    throw new ManifestError(where, `not valid JSON: ${err.message}`);
   }
-  const meta = session.inputMetadata?.[0];
-  if (meta?.isTensor && meta.type !== 'int32') throw new IntegrityError(location, `input '${input}' is ${meta.type}, not int32`);
-  return { input, output };
+  return checkManifest(manifest, where);
+}
+
+/**
+ * The texts of `predict(text)`: one string, or an array or other iterable of them (not a String object).
+ * @returns {{single: boolean, texts: any[]}}
+ */
+function textsOf(text) {
+  if (typeof text === 'string') return { single: true, texts: [text] };
+  if (Array.isArray(text)) return { single: false, texts: text };
+  if (typeof text === 'object' && text !== null && !(text instanceof String) && typeof text[Symbol.iterator] === 'function') {
+    return { single: false, texts: Array.from(text) };
+  }
+  throw new TypeError(`predict: text must be a string or an array (or other iterable) of strings, not ${typeName(text)}`);
+}
+
+function typeName(value) {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  return `a ${value.constructor?.name ?? 'Object'} object`;
 }
 
 /** Classify movie reviews with an exported model folder. Create it with `SentimentClassifier.load`. */
@@ -82,15 +121,10 @@ export class SentimentClassifier {
    * @returns {Promise<SentimentClassifier>}
    */
   static async loadWith(platform, location, { quantized = false } = {}) {
-    const where = /manifest\.json$/.test(location) ? location : platform.join(location, 'manifest.json');
-    let manifest;
-    try {
-      manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await platform.read(where)));
-    } catch (err) {
-      throw new ModelError(where, err instanceof SyntaxError ? `not JSON: ${err.message}` : `cannot be read: ${err.message}`);
-    }
-    checkManifest(manifest, where);
-    const key = quantized ? 'int8' : 'fp32';
+    const where = location.endsWith(MANIFEST_NAME) ? location : platform.join(location, MANIFEST_NAME);
+    const manifest = await readManifest(platform, where);
+    // As Python: a folder shipped with int8 only (a packaged second model) loads its int8 file.
+    const key = quantized || !manifest.files.fp32 ? 'int8' : 'fp32';
     if (!manifest.files[key]) throw new ModelError(where, 'this model has no int8 variant');
     const vocab = await verified(platform, manifest, 'vocab', where);
     let vocabulary;
@@ -100,7 +134,7 @@ export class SentimentClassifier {
       throw new IntegrityError(vocab.location, `not a vocabulary: ${err.message}`);
     }
     const spec = manifest.tokenizer;
-    if (spec.vocab_size && vocabulary.size > spec.vocab_size) {
+    if (vocabulary.size > spec.vocab_size) {
       throw new IntegrityError(vocab.location, `${vocabulary.size} tokens, more than tokenizer.vocab_size ${spec.vocab_size}`);
     }
     const model = await verified(platform, manifest, key, where);
@@ -110,9 +144,15 @@ export class SentimentClassifier {
     } catch (err) {
       throw new IntegrityError(model.location, `ONNX Runtime cannot load it: ${String(err.message).split('\n')[0]}`);
     }
-    const names = checkSignature(session, manifest, model.location);
+    let names;
+    try {
+      names = checkGraph(session, manifest, model.location);
+    } catch (err) {
+      await session.release?.();
+      throw err;
+    }
     const tokenizer = new Tokenizer(vocabulary, spec.max_len, spec.padding, spec.truncating);
-    const clf = new SentimentClassifier(manifest, tokenizer, session, names, quantized, where);
+    const clf = new SentimentClassifier(manifest, tokenizer, session, names, key === 'int8', where);
     clf._ort = platform.ort;
     return clf;
   }
@@ -124,17 +164,17 @@ export class SentimentClassifier {
   get binary() { return this.labels.length === 2; }
 
   /** @returns {number} the manifest's decision threshold */
-  get threshold() { return this.manifest.threshold ?? 0.5; }
+  get threshold() { return this.manifest.threshold; }
 
   /**
    * Classify one text (a Prediction) or an array of texts (an array, same order), as Python's `predict`.
-   * @param {string | string[]} text
+   * @param {string | Iterable<string>} text a string, or an array (or other iterable) of strings
    * @param {{threshold?: number}} [options] overrides the manifest's threshold (two-label models)
    * @returns {Promise<Prediction | Prediction[]>}
+   * @throws {TypeError} for anything else (a number, a plain object, a String object ...) or a text that is not a string
    */
   async predict(text, { threshold } = {}) {
-    const single = typeof text === 'string';
-    const texts = single ? [text] : Array.from(text);
+    const { single, texts } = textsOf(text);
     const preds = this.predictions(await this.probabilities(texts), { threshold });
     return single ? preds[0] : preds;
   }
@@ -145,8 +185,9 @@ export class SentimentClassifier {
    * @returns {Promise<number[][]>}
    */
   async probabilities(texts) {
+    if (!Array.isArray(texts)) throw new TypeError(`probabilities: texts must be an array of strings, not ${typeName(texts)}`);
     texts.forEach((t, i) => {
-      if (typeof t !== 'string') throw new TypeError(`text ${i} is a ${typeof t}, not a string`);
+      if (typeof t !== 'string') throw new TypeError(`text ${i} is ${typeName(t)}, not a string`);
       if (BLANK.test(t)) throw new RangeError(`text ${i} is empty or whitespace-only`);
     });
     return this.probabilitiesForIds(texts.map((t) => this.tokenizer.ids(t)));
@@ -192,7 +233,7 @@ export class SentimentClassifier {
   async _outputs(sequences) {
     if (sequences.length === 0) return [];
     if (sequences.length === 1) return this._run(sequences);
-    const dynamic = this.manifest.input?.dynamic_length !== false;
+    const dynamic = this.manifest.input.dynamic_length;
     const maxLen = this.tokenizer.maxLen;
     const lengths = sequences.map((s) => (dynamic ? s.length : maxLen));
     const out = new Array(sequences.length);
@@ -204,9 +245,9 @@ export class SentimentClassifier {
   }
 
   async _run(batch) {
-    const dynamic = this.manifest.input?.dynamic_length !== false;
+    const dynamic = this.manifest.input.dynamic_length;
     const length = dynamic ? Math.max(1, ...batch.map((s) => s.length)) : this.tokenizer.maxLen;
-    const pad = this.manifest.tokenizer.pad_id ?? 0;
+    const pad = this.manifest.tokenizer.pad_id;
     const ids = padBatch(batch, length, this.tokenizer.padding, pad);
     const feeds = { [this._names.input]: new this._ort.Tensor('int32', ids, [batch.length, length]) };
     const result = (await this._session.run(feeds, [this._names.output]))[this._names.output];

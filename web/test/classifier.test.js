@@ -49,6 +49,21 @@ test('predict refuses exactly the texts Python refuses (empty or str.isspace())'
   assert.deepEqual(await clf.predict([]), []);
 });
 
+test('predict takes a string or an iterable of strings; anything else is a TypeError naming both', async () => {
+  const clf = await SentimentClassifier.load(path.join(MODELS, 'seed'), { threads: 1 });
+  const named = (e) => e instanceof TypeError && /a string or an array \(or other iterable\) of strings/.test(e.message);
+  for (const bad of [42, {}, true, null, undefined, new String('A fine film.'), () => 'x', Symbol('x')]) {
+    await assert.rejects(clf.predict(bad), named, String(typeof bad));
+  }
+  await assert.rejects(clf.probabilities('A fine film.'), (e) => e instanceof TypeError && /array/.test(e.message));
+  await assert.rejects(clf.predict(['fine', new String('fine')]), /text 1 is a String object, not a string/);
+  const texts = ['A fine film.', 'Dull and far too long.'];
+  const listed = await clf.predict(texts);
+  assert.deepEqual(await clf.predict(new Set(texts)), listed);
+  assert.deepEqual(await clf.predict(texts.values()), listed);
+  await clf.dispose();
+});
+
 test('three-plus labels: argmax label, its probability as score', async () => {
   const clf = await SentimentClassifier.load(path.join(MODELS, 'stars'), { threads: 1 });
   assert.equal(clf.labels.length, 4);
@@ -88,7 +103,7 @@ test('load verifies the vocabulary and the ONNX file against the manifest first'
   writeFileSync(path.join(dir, 'manifest.json'), '{"format": "other"}');
   await assert.rejects(SentimentClassifier.load(dir), ModelError);
   rmSync(path.join(dir, 'manifest.json'));
-  await assert.rejects(SentimentClassifier.load(dir), /cannot be read/);
+  await assert.rejects(SentimentClassifier.load(dir), (e) => e.name === 'ManifestError' && /no manifest.json/.test(e.reason));
 });
 
 test('model files are named by the manifest (stars uses content-addressed names)', async () => {
