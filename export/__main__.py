@@ -48,8 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _recorded(training, role: str) -> Path | None:
     """The path of the ``role`` source ("data" or "test") the training report records, if it still exists."""
-    sources = training.data.sources if training.data is not None else None
-    for source in sources or ():
+    for source in training.data.sources or ():
         if source.get("role") == role and isinstance(source.get("path"), str) and Path(source["path"]).exists():
             return Path(source["path"])
     return None
@@ -63,11 +62,10 @@ def _gate_source(args: argparse.Namespace, training):
     info = training.data
     data = args.data or _recorded(training, "data") or default_data_path()
     test_data = args.test_data
-    if test_data is None and args.data is None and info is not None and (info.test_split or {}).get("from") == \
-            "test-data":
+    if test_data is None and args.data is None and (info.test_split or {}).get("from") == "test-data":
         test_data = _recorded(training, "test")
-    return SourceSpec(data, args.text_field or (info.text_field if info else None),
-                      args.label_field or (info.label_field if info else None), training.labels, test_data)
+    return SourceSpec(data, args.text_field or info.text_field, args.label_field or info.label_field, training.labels,
+                      test_data)
 
 
 def _reviews(args: argparse.Namespace, training):

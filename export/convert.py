@@ -78,20 +78,32 @@ def unmasked_twin(model):
             config["mask_zero"] = False
         return layer.__class__.from_config(config)
 
-    # Each layer is called again on the new tensors of its inputs, and nothing else: no mask is passed on
-    # (keras.models.clone_model would replay the recorded mask argument).
+    # Each layer (model.layers is in call order) is called again on the copies of its inputs, and nothing
+    # else: no mask is passed on (keras.models.clone_model would replay the recorded mask argument).
     token_ids = keras.Input(shape=(None,), dtype="int32", name=INPUT_NAME)
     tensors = {id(model.inputs[0]): token_ids}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        node = layer._inbound_nodes[0]
-        first = node.arguments.args[0]  # the layer's input: a tensor, or a list of them (Add)
         copy = clone(layer)
-        output = copy([tensors[id(t)] for t in first] if isinstance(first, list | tuple) else tensors[id(first)])
+        output = copy(_layer_inputs(layer, tensors))
         copy.set_weights(layer.get_weights())
-        tensors[id(node.outputs[0])] = output
+        tensors[id(layer.output)] = output
     return keras.Model(token_ids, tensors[id(model.outputs[0])], name=f"{model.name}_unmasked")
+
+
+def _layer_inputs(layer, copies: dict[int, object]):
+    """The copies of ``layer``'s input tensors: one tensor, or a list of them (``Add``).
+
+    Public API only (``layer.input``, the tensors of the layer's call). Keras 3 lists there the mask it
+    passed on too (a ``NotEqual`` op's output, not a layer's), so only the outputs of layers already copied
+    are kept; ``tests/test_convert.py`` fails if a Keras version changes what ``layer.input`` holds.
+    """
+    given = layer.input if isinstance(layer.input, list | tuple) else [layer.input]
+    kept = [copies[id(tensor)] for tensor in given if id(tensor) in copies]
+    if not kept:
+        raise StructureError(f"layer {layer.name!r} is not called on the output of another layer")
+    return kept[0] if len(kept) == 1 else kept
 
 
 def to_onnx(model, *, max_len: int, pad_id: int, opset: int = OPSET) -> onnx.ModelProto:

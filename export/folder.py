@@ -32,8 +32,8 @@ from edge_infer.model_folder import (
 )
 from edge_infer.storage import TEMP_PREFIX, file_sha256, fsync_dir, temp_path_beside
 from export.training import ExportInputError
-from train.run import REPORT_FILE as TRAINING_REPORT_FILE
-from train.run import VOCAB_FILE as TRAINING_VOCAB_FILE
+from train.outdir import VOCAB_FILE as TRAINING_VOCAB_FILE
+from train.report import REPORT_FILE as TRAINING_REPORT_FILE
 
 PARITY_REPORT_FILE = "parity_report.md"
 PARITY_PLOT_FILE = "parity_diff_hist.png"

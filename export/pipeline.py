@@ -31,7 +31,14 @@ from export.folder import export_folder, publish, stage_key
 from export.parity import ATOL, PATHS, THREADS, ParityError, ParityResult, Scoring, check_parity
 from export.quantize import MAX_ACCURACY_DROP, MIN_AGREEMENT, Int8Result, QuantizationError, int8_gate, quantize
 from export.report import write_failed_report, write_parity_report
-from export.training import ExportInputError, TrainingInfo, VocabularyMismatchError, read_training
+from export.training import (
+    ExportInputError,
+    VocabularyMismatchError,
+    manifest_training,
+    read_training,
+    trained_tokenizer,
+)
+from train.report import TrainingReport
 
 __all__ = ["ExportInputError", "ExportResult", "KerasSource", "Reviews", "VocabularyMismatchError", "export_model",
            "int8_variant", "load_source", "read_training"]
@@ -52,13 +59,13 @@ class KerasSource:
     """A trained model checked before conversion: its training report, vocabulary and Keras model."""
 
     path: Path
-    training: TrainingInfo
+    training: TrainingReport
     vocabulary: Vocabulary
     model: Any
 
     @property
     def tokenizer(self) -> Tokenizer:
-        return self.training.tokenizer(self.vocabulary)
+        return trained_tokenizer(self.training, self.vocabulary)
 
     @property
     def masked(self) -> bool:
@@ -104,7 +111,7 @@ def _versions() -> dict[str, str]:
 def _convert(source: KerasSource, graph_hook: Callable[[onnx.ModelProto], None] | None
              ) -> tuple[onnx.ModelProto, Structure]:
     log.info("converting %s (masked=%s) with tf2onnx, opset %d", source.path, source.masked, OPSET)
-    proto = to_onnx(source.model, max_len=source.training.max_len, pad_id=PAD_ID)
+    proto = to_onnx(source.model, max_len=source.training.tokenizer.max_len, pad_id=PAD_ID)
     set_metadata(proto, model_metadata(source.vocabulary.sha256))
     if graph_hook:
         graph_hook(proto)
@@ -202,13 +209,13 @@ def _parity(source: KerasSource, reviews: Reviews, out: Path, name: str, structu
 def _manifest(source: KerasSource, name: str, parity: ParityResult, int8: Int8Result, structure: Structure
               ) -> Manifest:
     """The new manifest, without its files (:func:`export.folder.publish` names them)."""
-    training, tokenizer = source.training, source.tokenizer
-    spec = TokenizerSpec(training.normalization, tokenizer.max_len, tokenizer.padding, tokenizer.truncating,
+    training, runtime = source.training, source.tokenizer
+    spec = TokenizerSpec(training.tokenizer.normalization, runtime.max_len, runtime.padding, runtime.truncating,
                          len(source.vocabulary))
     return Manifest(
         name=name, labels=training.labels, threshold=training.threshold, tokenizer=spec,
         dynamic_length=source.masked, files={}, opset=OPSET, versions=_versions(),
-        training=training.manifest_training(), parity={**parity.summary(), "int8": int8.summary()},
+        training=manifest_training(training), parity={**parity.summary(), "int8": int8.summary()},
         structure={"recurrent_op": structure.recurrent_op, "direction": structure.direction,
                    "sequence_lens": structure.sequence_lens, "output_shape": ["batch", training.classes]},
     )

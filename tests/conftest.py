@@ -1,7 +1,14 @@
-"""Shared fixtures: a tiny exported model for the runtime tests, and a marker for the shipped default model."""
+"""Shared fixtures: a tiny exported model for the runtime tests, and a marker for the shipped default model.
+
+Tests that need the ``train`` extra (TensorFlow, tf2onnx, onnx, matplotlib: training or export) carry the
+``needs_tf`` marker and are skipped, with the reason, where it is not installed; a test that uses one of
+the fixtures below that train or export (``TF_FIXTURES``) gets the marker by itself. ``pytest -m "not
+needs_tf"`` runs everything else (the runtime-only CI job).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -10,6 +17,37 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "default"
 SEED_MODEL = REPO / "models" / "seed"
+
+
+TRAIN_EXTRA = ("tensorflow", "tf2onnx", "onnx", "matplotlib")
+"""The modules of the ``train`` extra that ``needs_tf`` tests use."""
+
+TF_FIXTURES = frozenset({"gate_reviews", "fixed_keras_model", "masked_keras_model", "fixed_export", "masked_export",
+                         "tiny_model_dir", "tiny_masked_model_dir"})
+"""The fixtures below that train a model or import the exporter: a test using one of them is ``needs_tf``."""
+
+
+def missing_train_extra() -> str | None:
+    """Why ``needs_tf`` tests cannot run here (the missing modules of the ``train`` extra), or None."""
+    missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+    return f"needs the train extra; not installed: {', '.join(missing)}" if missing else None
+
+
+def skip_module_without_train_extra() -> None:
+    """At the top of a ``needs_tf`` test module that imports onnx or export/ at module level: skip it whole."""
+    reason = missing_train_extra()
+    if reason:
+        pytest.skip(reason, allow_module_level=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = missing_train_extra()
+    for item in items:
+        if TF_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_tf)
+        if reason and item.get_closest_marker("needs_tf"):
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 DELETE = object()
@@ -113,7 +151,6 @@ def gate_reviews(data_path: Path):
 
 
 def _train_tiny(folder: Path, preset: str, data: Path) -> Path:
-    pytest.importorskip("tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from train.presets import PRESETS
     from train.run import train

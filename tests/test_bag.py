@@ -7,15 +7,16 @@ import os
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAINING, skip_module_without_train_extra
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("tf2onnx")
+skip_module_without_train_extra()
 
 import onnx  # noqa: E402
 
 from edge_infer.inference import new_session  # noqa: E402
 from edge_infer.model_folder import FP32, INT8  # noqa: E402
-from tests.conftest import TINY_TRAINING  # noqa: E402
+
+pytestmark = pytest.mark.needs_tf
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,27 @@ def test_usage_errors_exit_2(model: str, reviews: Path):
     assert run("frobnicate").returncode == 2
 
 
+def test_bare_command_prints_the_help_on_stderr_and_exits_2():
+    bare = run()
+    assert bare.returncode == 2 and bare.out == ""
+    assert bare.err.startswith("Usage: edge-infer [OPTIONS] COMMAND") and "predict" in bare.err
+    assert "error" not in bare.err.split("exit codes")[0]
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["predict"], ["predict", "--bogus", "x"],
+                                  ["predict", "--threads", "many", "x"], ["info", "--model"]])
+def test_every_usage_error_typer_raises_is_a_typer_exception(argv: list[str]):
+    # edge_infer.cli.main turns typer.TyperException (public since typer 0.28) into one line and exit 2;
+    # this fails if a typer version raises a bad command line as anything else.
+    import typer
+
+    from edge_infer.cli import app
+
+    with pytest.raises(typer.TyperException) as caught:
+        app(args=argv, prog_name="edge-infer", standalone_mode=False)
+    assert caught.value.format_message().strip()
+
+
 # --------------------------------------------------------------------------- predictions
 
 

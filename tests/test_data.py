@@ -273,3 +273,12 @@ def test_real_archive_counts():
         assert Counter(split.labels.tolist()) == {0: 12_500, 1: 12_500}
         assert all(isinstance(t, str) and t for t in split.texts)
     assert len(imdb.sha256) == 64
+
+
+def test_imdb_root_is_the_aclimdb_subfolder_when_there_is_one(tmp_path):
+    assert data.imdb_root(tmp_path) == tmp_path
+    (tmp_path / "aclImdb").write_text("a file, not the folder")
+    assert data.imdb_root(tmp_path) == tmp_path
+    (tmp_path / "aclImdb").unlink()
+    (tmp_path / "aclImdb").mkdir()
+    assert data.imdb_root(tmp_path) == tmp_path / "aclImdb"

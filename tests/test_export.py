@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import skip_module_without_train_extra
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("tf2onnx")
+skip_module_without_train_extra()
 
 import onnx  # noqa: E402
 
@@ -29,7 +29,7 @@ from train.data import default_data_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = default_data_path()
-pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} is not there")
+pytestmark = [pytest.mark.needs_tf, pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} is not there")]
 SCHEMA = json.loads((ROOT / "docs" / "manifest.schema.json").read_text())
 
 

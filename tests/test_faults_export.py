@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import skip_module_without_train_extra
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("tf2onnx")
+skip_module_without_train_extra()
 
 import onnx  # noqa: E402
 from conftest import DELETE, with_field  # noqa: E402
@@ -36,6 +36,8 @@ KILLED = 77
 TEXTS = ["A wonderful film, great acting.", "Awful, boring, a waste of time.", "ok"]
 ANY_INT8 = {"max_accuracy_drop": 1.0, "min_agreement": 0.0}
 """Limits no int8 model fails: for tests about the pipeline, not about the gate's verdict."""
+
+pytestmark = pytest.mark.needs_tf
 
 
 def _few(reviews: Reviews, n: int = 60) -> Reviews:

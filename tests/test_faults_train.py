@@ -162,6 +162,7 @@ def early_stopping_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"whole": whole, "killed": killed, "stale": stale, "kill_after": kill_points[-1]}
 
 
+@pytest.mark.needs_tf
 @needs_data
 def test_resumed_run_ends_like_the_uninterrupted_one(early_stopping_runs):
     whole, killed, kill_after = (early_stopping_runs[k] for k in ("whole", "killed", "kill_after"))
@@ -183,6 +184,7 @@ def test_resumed_run_ends_like_the_uninterrupted_one(early_stopping_runs):
         assert (a == b).all()
 
 
+@pytest.mark.needs_tf
 @needs_data
 def test_checkpoint_of_other_settings_is_refused_until_restart(early_stopping_runs):
     stale, whole = early_stopping_runs["stale"], early_stopping_runs["whole"]
@@ -279,6 +281,7 @@ def test_out_folder_with_a_model_or_foreign_files_is_refused(tmp_path, layout):
     assert folder_bytes(out) == before
 
 
+@pytest.mark.needs_tf
 @needs_data
 def test_force_turns_an_exported_folder_back_into_a_training_folder(tmp_path):
     out = make_exported_folder(tmp_path / "out")
@@ -364,6 +367,7 @@ def test_unexpected_error_is_exit_4_in_one_line(tmp_path):
         "error: unexpected RuntimeError: boom: second line"]
 
 
+@pytest.mark.needs_tf
 @needs_data
 def test_ctrl_c_is_exit_130_in_one_line(tmp_path):
     cmd = [sys.executable, "-m", "train", "--out", str(tmp_path / "out"), *EARLY_STOPPING]

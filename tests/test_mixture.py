@@ -134,6 +134,7 @@ def test_best_temperature_undoes_a_known_overconfidence():
     assert best_temperature(probabilities, labels) == pytest.approx(2.0, abs=0.1)
 
 
+@pytest.mark.needs_tf
 # --------------------------------------------------------------------------------------------- TensorFlow
 
 def test_length_batches_cover_every_row_once_cut_to_their_longest():
@@ -164,6 +165,7 @@ def test_length_batches_cover_every_row_once_cut_to_their_longest():
     assert all(np.array_equal(again[i][1], batches[i][1]) for i in range(len(batches)))
 
 
+@pytest.mark.needs_tf
 def test_fold_temperature_divides_the_logit():
     pytest.importorskip("tensorflow")
     import keras
@@ -179,6 +181,7 @@ def test_fold_temperature_divides_the_logit():
     np.testing.assert_allclose(np.log(after / (1 - after)), np.log(before / (1 - before)) / 2.0, atol=1e-4)
 
 
+@pytest.mark.needs_tf
 def test_cli_trains_on_two_sources_with_soft_labels_buckets_and_calibration(tmp_path):
     pytest.importorskip("tensorflow")
     extra = write_jsonl_gz(tmp_path / "extra.jsonl.gz", extra_rows())

@@ -207,7 +207,6 @@ def test_parse_labels():
 # --------------------------------------------------------------------------------------------- end to end
 
 def _train(spec: SourceSpec, out: Path, preset: str = "default", settings: dict | None = None, **kwargs) -> Path:
-    pytest.importorskip("tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from train.presets import PRESETS
     from train.run import train
@@ -225,6 +224,7 @@ def _export(keras_path: Path, argv: list[str]):
     return export_model(source, reviews, keras_path.parent, name=keras_path.parent.name, threads=(1,), **ANY_INT8)
 
 
+@pytest.mark.needs_tf
 def test_three_labels_from_csv_train_export_and_predict(tmp_path):
     rows = synthetic_rows(per_label=100)
     path = write_csv(tmp_path / "reviews.csv", rows)
@@ -271,6 +271,7 @@ def test_three_labels_from_csv_train_export_and_predict(tmp_path):
     assert all(list(r["scores"]) == list(THREE) for r in rows)
 
 
+@pytest.mark.needs_tf
 def test_binary_csv_model_has_the_manifest_fields_of_an_aclimdb_model(tmp_path, data_path):
     rows = [(text, "positive" if label == "good" else "negative")
             for text, label in synthetic_rows(("bad", "good"), per_label=100)]

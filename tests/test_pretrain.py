@@ -77,10 +77,10 @@ def _folder_with_test_copies(tmp_path: Path, train_copy: bool) -> Path:
     return tmp_path
 
 
+@pytest.mark.needs_tf
 def test_no_test_text_reaches_pretraining(tmp_path):
     """Pretrain on that folder: the vocabulary, built from every pretraining text, has none of the test-only
     words, and every unlabelled review's own word."""
-    pytest.importorskip("tensorflow")
     data = _folder_with_test_copies(tmp_path, train_copy=True)
     out = tmp_path / "pretrained"
     done = run("pretrain", "--data", str(data), "--unlabeled", str(data), "--out", str(out),
@@ -95,10 +95,10 @@ def test_no_test_text_reaches_pretraining(tmp_path):
     assert data_info["unlabeled"]["reviews"] == 55 and data_info["labeled"]["train_reviews"] == 60
 
 
+@pytest.mark.needs_tf
 def test_no_test_text_reaches_distillation(tmp_path):
     """`python -m train --unlabeled` on the same folder: the copies of test reviews are dropped before the
     teacher labels the unlabelled reviews and before the vocabulary is built from them."""
-    pytest.importorskip("tensorflow")
     data = _folder_with_test_copies(tmp_path, train_copy=False)
     out = tmp_path / "distilled"
     done = run("--data", str(data), "--unlabeled", str(data), "--out", str(out), "--vocab-size", "500",
@@ -134,7 +134,6 @@ def pretrained_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     """A smoke pretraining, and the same run SIGKILLed after epoch 2's checkpoint and run again."""
     if not (DATA.exists() and UNLABELED.exists()):
         pytest.skip("../shared/data is not there")
-    pytest.importorskip("tensorflow")
     root = tmp_path_factory.mktemp("pretrain")
     whole, killed = root / "whole", root / "killed"
     done = run("pretrain", "--out", str(whole), *SMOKE)
@@ -148,6 +147,7 @@ def pretrained_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     return {"whole": whole, "killed": killed}
 
 
+@pytest.mark.needs_tf
 def test_smoke_pretraining_writes_a_checked_artifact(pretrained_runs):
     from edge_infer.storage import file_sha256
 
@@ -164,6 +164,7 @@ def test_smoke_pretraining_writes_a_checked_artifact(pretrained_runs):
     assert arrays["embedding/0"].shape == (2000, 64) and len(arrays) == 7  # embedding + 2 x 3 LSTM weights
 
 
+@pytest.mark.needs_tf
 def test_resumed_pretraining_ends_like_the_uninterrupted_one(pretrained_runs):
     whole, killed = (json.loads((pretrained_runs[k] / "pretrain_report.json").read_text()) for k in ("whole", "killed"))
     assert killed["resumed"] and not whole["resumed"]
@@ -172,6 +173,7 @@ def test_resumed_pretraining_ends_like_the_uninterrupted_one(pretrained_runs):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.needs_tf
 def test_fine_tuning_starts_from_the_pretrained_encoder(pretrained_runs, tmp_path):
     folder = pretrained_runs["whole"]
     out = tmp_path / "classifier"
@@ -186,6 +188,7 @@ def test_fine_tuning_starts_from_the_pretrained_encoder(pretrained_runs, tmp_pat
     assert report["settings"]["validation"] == "movie"
 
 
+@pytest.mark.needs_tf
 @pytest.mark.parametrize("args, needle", [
     (["--units", "16"], "--units 16 (the encoder's is 32)"),
     (["--vocab-size", "3000"], "--vocab-size 3000 (the encoder's is 2000)"),
@@ -197,6 +200,7 @@ def test_fine_tuning_with_other_shapes_is_refused(pretrained_runs, tmp_path, arg
     assert done.returncode == 2 and len(lines) == 1 and needle in lines[0], done.stderr[-2000:]
 
 
+@pytest.mark.needs_tf
 def test_a_tampered_encoder_is_refused(pretrained_runs, tmp_path):
     import shutil
 
@@ -255,11 +259,11 @@ DISTILL = ["--max-samples", "300", "--vocab-size", "2000", "--max-len", "80", "-
            "8", "--epochs", "3", "--patience", "3", "--validation", "random", "--unlabeled", str(UNLABELED)]
 
 
+@pytest.mark.needs_tf
 @needs_data
 def test_killed_distillation_resumes_to_the_same_model(tmp_path):
     """SIGKILL after the classifier's epoch 2 (the teacher's own fit is left alone), run again: the same history
     and weights as the uninterrupted run (the teacher is fitted again, from the same seed, to the same targets)."""
-    pytest.importorskip("tensorflow")
     import keras
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"

@@ -17,7 +17,6 @@ import pytest
 from train.data import default_data_path
 from train.presets import PRESETS
 
-pytest.importorskip("tensorflow")
 DATA = default_data_path()
 needs_data = pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} is not there")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
@@ -28,6 +27,7 @@ def run_train(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           cwd=Path(__file__).resolve().parent.parent, **kwargs)
 
 
+@pytest.mark.needs_tf
 @needs_data
 def test_smoke_run_writes_artifacts_and_a_well_formed_report(tmp_path):
     out = tmp_path / "model"
@@ -59,6 +59,7 @@ def test_smoke_run_writes_artifacts_and_a_well_formed_report(tmp_path):
     assert model.get_layer("embedding").mask_zero
 
 
+@pytest.mark.needs_tf
 @needs_data
 def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     out = tmp_path / "model"
@@ -91,6 +92,7 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     assert earlier_s > 0 and earlier_s < report["wall_time_s"] <= earlier_s + second_s  # time from both runs
 
 
+@pytest.mark.needs_tf
 @pytest.mark.parametrize("overrides", [{"cell": "gru"}, {"max_norm": 3.0}, {"cell": "gru", "mask_zero": True},
                                        {"embedding_dropout": 0.3, "mask_zero": True}, {"weight_decay": 0.1}])
 def test_model_variants_build_and_fit_one_step(overrides):
@@ -115,6 +117,7 @@ def test_model_variants_build_and_fit_one_step(overrides):
     assert model.optimizer.weight_decay == overrides.get("weight_decay")
 
 
+@pytest.mark.needs_tf
 def test_seed_preset_is_the_seed_notebook():
     s = PRESETS["seed"]
     assert (s.vocab_size, s.max_len, s.padding, s.truncating, s.mask_zero) == (10_000, 200, "pre", "pre", False)

@@ -14,21 +14,16 @@ or a checkpoint of other settings; 4 unexpected error (one line, no traceback); 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
 
 from edge_infer import exit_codes
 from train import run
-from train.checkpoint import CheckpointError
-from train.data import DataError, default_data_path
+from train.cli_common import OneLineParser, run_stage
+from train.data import default_data_path
 from train.mixture import Mixture, parse_pairs
-from train.outdir import OutputError
-from train.presets import PRESETS, SettingsError
+from train.presets import PRESETS
 from train.sources import source_spec
 
 DESCRIPTION = """\
@@ -51,17 +46,9 @@ training does not write is refused; add --force to train into it anyway (removes
 model's files, manifest.json first)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        raise SystemExit(exit_codes.USAGE)
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m train", description=DESCRIPTION, epilog=exit_codes.describe(),
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m train", description=DESCRIPTION, epilog=exit_codes.describe(),
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", action="append",
                    help="aclImdb folder or .tar.gz, FILE.csv, FILE.jsonl (either may be .gz), or FOLDER/<label>/*.txt "
                         f"(default: {default_data_path()}, or $EDGE_INFER_DATA). Give it again to add training rows "
@@ -122,30 +109,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="start the embedding and BiLSTM from a `python -m train pretrain` folder (its vocabulary "
                         "too); --vocab-size, --embedding-dim and --units must match it")
     return p
-
-
-def _fail(code: int, message: str) -> int:
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    return code
-
-
-def run_stage(settings: Any, stage: Callable[[], Any]) -> tuple[int, Any]:
-    """Check ``settings``, then run ``stage`` with the shared exit codes: (code, its result or None)."""
-    try:
-        settings.check()
-    except SettingsError as exc:
-        return _fail(exit_codes.USAGE, str(exc)), None
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        return exit_codes.OK, stage()
-    except (SettingsError, OutputError, DataError, CheckpointError) as exc:
-        return _fail(exit_codes.USAGE, str(exc)), None
-    except KeyboardInterrupt:
-        return _fail(exit_codes.INTERRUPTED, "interrupted; run the same command again to resume from the last "
-                                             "finished epoch"), None
-    except Exception as exc:  # a bug: one line, never a traceback
-        return _fail(exit_codes.INTERNAL, f"unexpected {type(exc).__name__}: {exc}"), None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,11 @@ def default_data_path() -> Path:
     return Path(os.environ.get("EDGE_INFER_DATA", DEFAULT_DATA))
 
 
+def imdb_root(folder: Path) -> Path:
+    """The folder that holds ``train/`` and ``test/``: ``folder/aclImdb`` if there is one, else ``folder``."""
+    return folder / "aclImdb" if (folder / "aclImdb").is_dir() else folder
+
+
 def _collect(items: list[tuple[str, str, str, str]], where: str) -> tuple[Split, Split]:
     """items: (split, pos|neg, file name, text), sorted (:func:`read_imdb_items`)."""
     splits = {}
@@ -61,24 +67,32 @@ def _collect(items: list[tuple[str, str, str, str]], where: str) -> tuple[Split,
     return splits["train"], splits["test"]
 
 
+ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError)
+"""What reading a damaged or unreadable archive raises (:func:`archive_texts`)."""
+
+
+def archive_texts(path: Path, pattern: re.Pattern[str]) -> Iterator[tuple[re.Match[str], str]]:
+    """(match, UTF-8 text, errors replaced) of each file in the tar archive whose name ``pattern`` matches.
+
+    Raises one of :data:`ARCHIVE_ERRORS` for an archive that cannot be read; the caller words the error.
+    """
+    with tarfile.open(path, "r:*") as archive:
+        for member in archive:
+            match = pattern.search(member.name)
+            handle = archive.extractfile(member) if match and member.isfile() else None
+            if match and handle is not None:
+                yield match, handle.read().decode("utf-8", errors="replace")
+
+
 def _read_archive(path: Path) -> list[tuple[str, str, str, str]]:
-    items = []
     try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                match = _MEMBER.search(member.name)
-                if not member.isfile() or not match:
-                    continue
-                handle = archive.extractfile(member)
-                if handle is not None:
-                    items.append((*match.groups(), handle.read().decode("utf-8", errors="replace")))
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        return [(*match.groups(), text) for match, text in archive_texts(path, _MEMBER)]
+    except ARCHIVE_ERRORS as exc:
         raise DataError(f"{path}: not a readable .tar.gz archive ({exc})") from None
-    return items
 
 
 def _read_directory(path: Path) -> list[tuple[str, str, str, str]]:
-    root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+    root = imdb_root(path)
     items = []
     for split in ("train", "test"):
         for polarity in ("pos", "neg"):

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
-from train.data import DataError, Split
+from train.data import ARCHIVE_ERRORS, DataError, Split, archive_texts, imdb_root
 
 _URLS = re.compile(r"(?:^|/)(train|test)/urls_(pos|neg)\.txt$")
 _TITLE = re.compile(r"/title/(tt\d+)")
@@ -32,21 +31,16 @@ def read_movie_lists(path: str | os.PathLike[str]) -> dict[tuple[str, str], list
     lists: dict[tuple[str, str], list[str]] = {}
     try:
         if source.is_dir():
-            root = source / "aclImdb" if (source / "aclImdb").is_dir() else source
+            root = imdb_root(source)
             for split in ("train", "test"):
                 for polarity in ("pos", "neg"):
                     file = root / split / f"urls_{polarity}.txt"
                     if file.is_file():
                         lists[split, polarity] = [_movie(u) for u in file.read_text().splitlines()]
         else:
-            with tarfile.open(source, "r:*") as archive:
-                for member in archive:
-                    match = _URLS.search(member.name)
-                    handle = archive.extractfile(member) if match and member.isfile() else None
-                    if handle is not None and match:
-                        lines = handle.read().decode("utf-8", errors="replace").splitlines()
-                        lists[match.group(1), match.group(2)] = [_movie(u) for u in lines]
-    except (tarfile.TarError, OSError, EOFError) as exc:
+            for match, text in archive_texts(source, _URLS):
+                lists[match.group(1), match.group(2)] = [_movie(u) for u in text.splitlines()]
+    except ARCHIVE_ERRORS as exc:
         raise DataError(f"{source}: cannot read the urls_*.txt files ({exc})") from None
     return lists
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
+
+from train.setting_checks import at_least as _at_least
+from train.setting_checks import number as _number
+from train.setting_checks import option as _option
 
 MAX_SEED = 2**32 - 1
 """numpy's legacy seeding (``keras.utils.set_random_seed``) takes 0 .. 2**32 - 1."""
@@ -58,32 +61,6 @@ class Settings:
         problem = next((p for p in _problems(self) if p), None)
         if problem:
             raise SettingsError(problem)
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _at_least(settings: Settings, name: str, low: int, why: str = "") -> str | None:
-    value = getattr(settings, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        return f"{_option(name)} must be an integer of at least {low}{why}, not {value!r}"
-    return None
-
-
-def _number(settings: Settings, name: str, low: float, high: float = math.inf, *, low_open: bool = False,
-            high_open: bool = True) -> str | None:
-    """None if ``low <= value < high`` (bounds open or closed as given) and finite, else the problem."""
-    value = getattr(settings, name)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if ok:
-        return None
-    if math.isinf(high):
-        interval = f"{'greater than' if low_open else 'at least'} {low:g}"
-    else:
-        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    return f"{_option(name)} must be a finite number {interval}, not {value!r}"
 
 
 def _choice(settings: Settings, name: str, choices: tuple) -> str | None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_infer.storage import atomic_write_text, file_sha256, temp_path_beside
 from edge_infer.tokenizer import Vocabulary, build_vocabulary, tokenize
+from train.artifacts import read_history, save_plot, versions
 from train.checkpoint import BACKUP_DIR, ELAPSED_FILE, HISTORY_FILE, fingerprint, resume_state, start_fresh
 from train.data import DataError, read_imdb_items
 from train.outdir import CHECKPOINT_DIR, check_output, clear_output
@@ -131,8 +132,6 @@ def _fit(settings: PretrainSettings, fit: np.ndarray, validation: np.ndarray, ch
 def pretrain(labeled: str | Path | None, unlabeled: str | Path | None, out_dir: str | Path,
              settings: PretrainSettings, *, restart: bool = False, force: bool = False) -> dict[str, Any]:
     """Run the stage; returns the report (also written to ``out_dir``). Refusals come before TensorFlow."""
-    from train.run import _read_history, _save_plot, _versions
-
     started = time.time()
     settings.check()
     out = Path(out_dir)
@@ -160,7 +159,7 @@ def pretrain(labeled: str | Path | None, unlabeled: str | Path | None, out_dir: 
     (out / PRETRAIN_REPORT_FILE).unlink(missing_ok=True)  # the report is the switch: it goes first, comes last
     encoder_sha = save_encoder(model, out / ENCODER_FILE)
     vocab_sha = vocabulary.save(out / VOCAB_FILE)
-    history = _read_history(checkpoints / HISTORY_FILE)
+    history = read_history(checkpoints / HISTORY_FILE)
     report = {
         "format": REPORT_FORMAT,
         "settings": settings.to_dict(),
@@ -174,10 +173,10 @@ def pretrain(labeled: str | Path | None, unlabeled: str | Path | None, out_dir: 
         "validation_loss": early_stop.best,
         "wall_time_s": round(clock.earlier_s + time.time() - started, 1),
         "resumed": resume is not None,
-        "versions": _versions(),
+        "versions": versions(),
     }
     if history:
-        _save_plot(history, out / PRETRAIN_PLOT_FILE, metrics=("loss",))
+        save_plot(history, out / PRETRAIN_PLOT_FILE, metrics=("loss",))
     atomic_write_text(out / PRETRAIN_REPORT_FILE, json.dumps(report, indent=2) + "\n")
     shutil.rmtree(checkpoints, ignore_errors=True)
     return report

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from edge_infer import exit_codes
+from train.cli_common import OneLineParser, run_stage
 from train.data import default_data_path
 from train.pretrain_settings import PRETRAIN_PRESET
 from train.unlabeled import default_unlabeled_path
@@ -22,10 +23,8 @@ other settings or data is refused; add --restart to discard it."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    from train.__main__ import _Parser
-
-    p = _Parser(prog="python -m train pretrain", description=DESCRIPTION, epilog=exit_codes.describe(),
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m train pretrain", description=DESCRIPTION, epilog=exit_codes.describe(),
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     d = PRETRAIN_PRESET
     p.add_argument("--data", default=str(default_data_path()),
                    help="the labelled aclImdb folder or .tar.gz (default: %(default)s, or $EDGE_INFER_DATA)")
@@ -51,8 +50,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from train.__main__ import run_stage
-
     args = _parser().parse_args(argv)
     own = ("data", "unlabeled", "out", "restart", "force")
     settings = PRETRAIN_PRESET.with_overrides(**{k: v for k, v in vars(args).items() if k not in own})

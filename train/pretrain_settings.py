@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from train.presets import SettingsError, _at_least, _number
+from train.presets import SettingsError
+from train.setting_checks import at_least, number
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,14 @@ class PretrainSettings:
 
     def check(self) -> None:
         """Raise :class:`SettingsError` for the first impossible setting."""
-        problems = [_at_least(self, name, 1) for name in ("epochs", "batch_size", "embedding_dim", "units")]
+        problems = [at_least(self, name, 1) for name in ("epochs", "batch_size", "embedding_dim", "units")]
         problems += [
-            _at_least(self, "vocab_size", 3, " (padding, out-of-vocabulary and at least one word)"),
-            _at_least(self, "chunk_len", 2), _at_least(self, "negatives", 1), _at_least(self, "patience", 0),
-            _at_least(self, "seed", 0),
-            None if self.max_reviews is None else _at_least(self, "max_reviews", 20),
-            _number(self, "learning_rate", 0.0, low_open=True),
-            _number(self, "validation_fraction", 0.0, 0.5, low_open=True),
+            at_least(self, "vocab_size", 3, " (padding, out-of-vocabulary and at least one word)"),
+            at_least(self, "chunk_len", 2), at_least(self, "negatives", 1), at_least(self, "patience", 0),
+            at_least(self, "seed", 0),
+            None if self.max_reviews is None else at_least(self, "max_reviews", 20),
+            number(self, "learning_rate", 0.0, low_open=True),
+            number(self, "validation_fraction", 0.0, 0.5, low_open=True),
         ]
         problem = next((p for p in problems if p), None)
         if problem:

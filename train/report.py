@@ -202,6 +202,11 @@ class TrainingReport:
     """``--bag-dim``: the mixing weight and each branch's validation and test accuracy (absent without it)."""
     """``--pretrained``: the pretraining artifact the encoder started from (absent when not used)."""
 
+    @property
+    def classes(self) -> int:
+        """The model's output width: 1 for two labels (P(labels[1])), else the number of labels."""
+        return 1 if len(self.labels) == 2 else len(self.labels)
+
     @classmethod
     def from_dict(cls, obj: Any, source: str | os.PathLike[str] = "<dict>") -> TrainingReport:
         """Parse a decoded report; :class:`ReportError` (naming ``source``) if it is not one."""

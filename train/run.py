@@ -5,9 +5,7 @@ The checks (settings, ``--out`` folder, dataset, checkpoint fingerprint) run bef
 
 from __future__ import annotations
 
-import csv
 import logging
-import platform
 import shutil
 import sys
 import time
@@ -18,6 +16,9 @@ import numpy as np
 
 from edge_infer.storage import temp_path_beside
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID, Tokenizer, build_vocabulary
+from train.artifacts import read_history as _read_history
+from train.artifacts import save_plot as _save_plot
+from train.artifacts import versions as _versions
 from train.checkpoint import BACKUP_DIR, ELAPSED_FILE, HISTORY_FILE, ResumeState, fingerprint, resume_state, start_fresh
 from train.data import DataError, Split, stratified_indices, subset, train_validation_split
 from train.movies import movie_hold_out, review_movies
@@ -32,44 +33,6 @@ log = logging.getLogger(__name__)
 
 GRU_WARNING = ("warning: --cell gru trains a model that cannot be exported: `python -m export` only handles a "
                "bidirectional LSTM and refuses it (training it anyway)")
-
-
-def _versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__}
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    by_epoch = {int(r["epoch"]) + 1: {k: float(v) for k, v in r.items() if k != "epoch"} for r in rows}
-    return [{"epoch": e, **by_epoch[e]} for e in sorted(by_epoch)]
-
-
-def _save_plot(history: list[dict], path: Path, metrics: tuple[str, ...] = ("loss", "accuracy")) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        ax.plot(epochs, [h[metric] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"val_{metric}"] for h in history], "o-", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_title(metric)
-        ax.legend()
-    fig.tight_layout()
-    tmp = temp_path_beside(path)
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def resolve_validation(settings: Settings, data: Dataset) -> Settings:

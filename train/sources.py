@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edge_infer.storage import file_sha256
-from train.data import LABELS, DataError, Split, hold_out, rating, read_imdb_items
+from train.data import LABELS, DataError, Split, hold_out, imdb_root, rating, read_imdb_items
 
 TEST_FRACTION = 0.2
 """Share of the rows held out as the test split when no separate test source is given."""
@@ -99,7 +99,7 @@ def kind_of(path: Path) -> str:
         raise DataError(f"{path}: no such file or directory")
     name = path.name.lower()
     if path.is_dir():
-        root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+        root = imdb_root(path)
         return "aclimdb" if (root / "train").is_dir() and (root / "test").is_dir() else "folder"
     if name.endswith(CSV_SUFFIXES):
         return "csv"

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_infer.storage import file_sha256
-from train.data import DataError
+from train.data import ARCHIVE_ERRORS, DataError, archive_texts, imdb_root
 
 DEFAULT_UNLABELED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "aclImdb_unsup.tar.gz"
 _MEMBER = re.compile(r"(?:^|/)train/unsup/([^/]+\.txt)$")
@@ -40,22 +39,16 @@ def default_unlabeled_path() -> Path:
 
 def _read(source: Path) -> tuple[list[tuple[str, str]], str]:
     if source.is_dir():
-        root = source / "aclImdb" if (source / "aclImdb").is_dir() else source
+        root = imdb_root(source)
         files = sorted((root / "train" / "unsup").glob("*.txt"))
         items = [(f.name, f.read_text(encoding="utf-8", errors="replace")) for f in files]
         digest = hashlib.sha256()
         for name, text in items:
             digest.update(f"{name}\0{text}\0".encode())
         return items, digest.hexdigest()
-    items = []
     try:
-        with tarfile.open(source, "r:*") as archive:
-            for member in archive:
-                match = _MEMBER.search(member.name)
-                handle = archive.extractfile(member) if member.isfile() and match else None
-                if handle is not None and match:
-                    items.append((match.group(1), handle.read().decode("utf-8", errors="replace")))
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        items = [(match.group(1), text) for match, text in archive_texts(source, _MEMBER)]
+    except ARCHIVE_ERRORS as exc:
         raise DataError(f"{source}: not a readable .tar.gz archive ({exc})") from None
     return sorted(items), file_sha256(source)
 

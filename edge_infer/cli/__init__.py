@@ -31,7 +31,6 @@ EXIT_CODES_HELP = "\b\n" + exit_codes.describe()  # \b: click keeps the table's 
 app = typer.Typer(
     help="Movie-review sentiment on small CPUs (ONNX Runtime, no TensorFlow).",
     epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -67,12 +66,16 @@ def _version(value: bool) -> None:
         raise typer.Exit(exit_codes.OK)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     """Movie-review sentiment on small CPUs (ONNX Runtime, no TensorFlow)."""
+    if ctx.invoked_subcommand is None:  # bare `edge-infer`: the help on stderr, as a usage error
+        typer.echo(ctx.get_help(), err=True)
+        raise typer.Exit(exit_codes.USAGE)
 
 
 from edge_infer.cli import bulk as _bulk  # noqa: E402,F401
@@ -91,21 +94,8 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _click_exception() -> type[Exception]:
-    """The ClickException class typer raises: recent typer carries its own copy of click, older typer uses click."""
-    import importlib
-
-    for module in ("typer._click.exceptions", "click.exceptions"):
-        try:
-            return importlib.import_module(module).ClickException
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError("typer's ClickException was not found")
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app; maps Ctrl-C, a closed stdout and any bug to the documented codes."""
-    ClickException = _click_exception()
     if _OWN_SIGINT:
         signal.signal(signal.SIGINT, _interrupt)
     for stream in (sys.stdout, sys.stderr):
@@ -118,13 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exit_codes.INTERRUPTED)
     except (KeyboardInterrupt, typer.Abort):
         code = exit_codes.INTERRUPTED
-    except ClickException as exc:  # bad option or argument: one line, like every other error
+    except typer.TyperException as exc:  # bad option or argument (typer >= 0.28): one line, like every other error
         ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edge-infer`: the help, as a usage error
-            typer.echo(exc.format_message(), err=True)  # type: ignore[attr-defined]
-            sys.exit(exit_codes.USAGE)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        err(f"{exc.format_message()}{hint}")  # type: ignore[attr-defined]
+        err(f"{exc.format_message()}{hint}")
         code = exit_codes.USAGE
     except OutputClosed:
         _quiet_stdout()
