@@ -21,6 +21,7 @@ from train.artifacts import save_plot as _save_plot
 from train.artifacts import versions as _versions
 from train.checkpoint import BACKUP_DIR, ELAPSED_FILE, HISTORY_FILE, ResumeState, fingerprint, resume_state, start_fresh
 from train.data import DataError, Split, stratified_indices, subset, train_validation_split
+from train.mixture import load_mixture
 from train.movies import movie_hold_out, review_movies
 from train.outdir import CHECKPOINT_DIR, MODEL_FILE, PLOT_FILE, VOCAB_FILE, check_output, clear_output
 from train.presets import Settings, SettingsError
@@ -105,7 +106,7 @@ def _open_run(spec: SourceSpec, out: Path, settings: Settings, preset: str, rest
     plan = check_output(out, force=force)
     if settings.cell == "gru":
         log.warning(GRU_WARNING)
-    data = load_dataset(spec, settings.seed)
+    data = load_mixture(spec, settings.seed) if spec.mix is not None else load_dataset(spec, settings.seed)
     if settings.bag_dim and len(data.labels) != 2:
         raise SettingsError(f"--bag-dim mixes two logits: it needs two labels, not {len(data.labels)}")
     if unlabeled is not None and len(data.labels) != 2:

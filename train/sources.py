@@ -314,9 +314,7 @@ def _source_info(rows: Rows, role: str) -> dict[str, Any]:
 def load_dataset(spec: SourceSpec, seed: int) -> Dataset:
     """Read ``spec`` into train and test splits (:class:`DataError` with one line if it cannot)."""
     if spec.mix is not None:
-        from train.mixture import load_mixture
-
-        return load_mixture(spec, seed)
+        raise DataError("several --data sources are read by train.mixture.load_mixture, not load_dataset")
     kind = kind_of(spec.data)
     if kind == "aclimdb":
         return _imdb_dataset(spec)
