@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 from edge_infer import packaged
+from edge_infer.explain import Explanation, occlusion
 from edge_infer.inference import OnnxScorer, SessionError, check_signature, check_threads, new_session, session_metadata
 from edge_infer.model_folder import (
     FP32,
@@ -259,6 +260,18 @@ class SentimentClassifier:
     def scores_for_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """P(``labels[1]``) of a two-label model for already-tokenized id sequences."""
         return self.probabilities_for_ids(sequences)[:, 1]
+
+    def explain(self, text: str, *, label: str | None = None, max_tokens: int | None = None,
+                window: int = 1) -> Explanation:
+        """Why ``text`` got its prediction: each word's contribution to ``label``'s probability (default:
+        the predicted label), by occlusion in one batch through this classifier's session.
+
+        A word's contribution is the drop in that probability when the word is left out (``window`` 2 or
+        3: that many consecutive words at a time). Words cut by ``max_len`` are listed with ``seen=False``.
+        ``max_tokens`` refuses (``ValueError``) texts of which the model reads more tokens (the cost grows
+        with the square of that count). Raises like :meth:`predict` for an empty text.
+        """
+        return occlusion(self, self._scorer.run_batch, text, label=label, max_tokens=max_tokens, window=window)
 
     def _threshold(self, threshold: float | None) -> float:
         if threshold is None:

@@ -148,6 +148,11 @@ class OnnxScorer:
             out[rows] = values
         return out
 
+    def run_batch(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """The whole output for ``batch`` from ONE session call, rows padded to the longest (explanations:
+        every row then shares one batch, and for int8 one set of dynamic quantization scales)."""
+        return self._run(batch)
+
     def _run(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         length = max(1, max(len(s) for s in batch)) if self.dynamic_length else self.max_len
         ids = pad_batch(batch, length, self.padding, self.pad_id)

@@ -44,7 +44,7 @@ _APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "`", "\u00b4")
 #   too ambiguous to keep). Each suffix must end a word.
 _APOSTROPHE_SUFFIX = re.compile(r"'(?:re|ve|ll|m|d|s|t)\b")
 _SUFFIXES = {"'re": " are", "'ve": " have", "'ll": " will", "'m": " am", "'d": " would", "'s": ""}
-_WHOLE_WORDS = {"won": "will not", "can": "can not", "ain": "is not"}
+_WHOLE_WORDS = {"won": "will", "can": "can", "ain": "is"}  # + " not" for the "'t"
 # Runs of letters/digits (any script), or the two punctuation marks that carry sentiment.
 _TOKEN = re.compile(r"[^\W_]+|[!?]")
 # On casefolded ASCII text the same split is a byte translation (every other character becomes a space)
@@ -53,24 +53,39 @@ _ASCII_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789!?")
 _ASCII_SPACES = bytes(c if c in _ASCII_WORD_BYTES else 0x20 for c in range(256))
 
 
-def _expand_contractions(text: str) -> str:
-    pieces: list[str] = []
-    last = 0
+Edit = tuple[int, int, str]
+"""``(start, end, replacement)``: ``text[start:end]`` becomes ``replacement``."""
+
+
+def _contraction_edits(text: str) -> list[Edit]:
+    """The contractions of casefolded ``text`` as sorted, non-overlapping edits ("won't": "won" -> "will" and
+    "'t" -> " not", so each word of the expansion keeps its own source span)."""
+    edits: list[Edit] = []
     for match in _APOSTROPHE_SUFFIX.finditer(text):
-        start, suffix = match.start(), match.group()
+        start, end, suffix = match.start(), match.end(), match.group()
         if suffix != "'t":
-            pieces += (text[last:start], _SUFFIXES[suffix])
+            edits.append((start, end, _SUFFIXES[suffix]))
         elif start >= 1 and text[start - 1] == "n":
             stem = text[start - 3:start] if start >= 3 else ""
             if stem in _WHOLE_WORDS and (start == 3 or not _is_word_char(text[start - 4])):
-                pieces += (text[last:start - 3], _WHOLE_WORDS[stem])
+                edits += ((start - 3, start, _WHOLE_WORDS[stem]), (start, end, " not"))
             else:
-                pieces += (text[last:start - 1], " not")
-        else:
-            continue
-        last = match.end()
+                edits.append((start - 1, end, " not"))
+    return edits
+
+
+def _apply_edits(text: str, edits: Sequence[Edit]) -> str:
+    pieces: list[str] = []
+    last = 0
+    for start, end, replacement in edits:
+        pieces += (text[last:start], replacement)
+        last = end
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+def _expand_contractions(text: str) -> str:
+    return _apply_edits(text, _contraction_edits(text))
 
 
 def _is_word_char(char: str) -> bool:
@@ -105,6 +120,121 @@ def tokenize(text: str) -> list[str]:
     if "!" in text or "?" in text:  # each mark is a token of its own, even in "wow!!"
         text = text.replace("!", " ! ").replace("?", " ? ")
     return text.encode("ascii").translate(_ASCII_SPACES).decode("ascii").split()
+
+
+# ------------------------------------------------------------------ tokens with their source spans
+
+# html.unescape's own pattern (CPython's html._charref): each match is decoded alone with html.unescape.
+_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
+
+
+class _Mapped:
+    """A string being normalized, each of its characters tied to the span of raw text it came from.
+
+    ``lo[i]``/``hi[i]``: the raw span of character ``i`` (``hi`` exclusive). Both only grow along the string,
+    so the raw span of ``s[a:b]`` is ``lo[a], hi[b - 1]``.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.lo = list(range(len(text)))
+        self.hi = list(range(1, len(text) + 1))
+        self.coarse = False  # a step could not be split: every character tied to the whole text
+
+    def edit(self, edits: Sequence[Edit], expected: str) -> None:
+        """Apply sorted, non-overlapping edits; each replacement's characters get the span of what it replaced.
+
+        If the result is not ``expected`` (the real step's output), the whole string becomes ``expected``
+        with every character tied to the whole text: coarser spans, never other tokens.
+        """
+        if not edits:
+            out, lo, hi = self.s, self.lo, self.hi
+        else:
+            pieces: list[str] = []
+            lo, hi = [], []
+            last = 0
+            for start, end, replacement in edits:
+                pieces += (self.s[last:start], replacement)
+                lo += self.lo[last:start]
+                hi += self.hi[last:start]
+                if replacement:
+                    lo += [self.lo[start]] * len(replacement)
+                    hi += [self.hi[end - 1]] * len(replacement)
+                last = end
+            pieces.append(self.s[last:])
+            lo += self.lo[last:]
+            hi += self.hi[last:]
+            out = "".join(pieces)
+        if out != expected:
+            out, lo, hi = expected, [0] * len(expected), [self.hi[-1] if self.hi else 0] * len(expected)
+            self.coarse = True
+        self.s, self.lo, self.hi = out, lo, hi
+
+
+def _nfkc_groups(text: str) -> list[Edit]:
+    """NFKC as edits over small groups of code points. A combining mark (canonical combining class > 0)
+    always joins the group before it (it may compose with or reorder around any mark of it, or its
+    starter); another non-ASCII code point joins it when NFKC of the two together differs from NFKC of
+    each (Hangul syllables, two-part vowels, decompositions that start with a mark)."""
+    edits: list[Edit] = []
+    start = 0
+    for i in range(1, len(text) + 1):
+        if i < len(text) and text[i] >= "\x80":
+            if unicodedata.combining(text[i]):
+                continue
+            group = text[start:i]
+            if unicodedata.normalize("NFKC", group + text[i]) != (
+                    unicodedata.normalize("NFKC", group) + unicodedata.normalize("NFKC", text[i])):
+                continue
+        group = text[start:i]
+        folded = unicodedata.normalize("NFKC", group)
+        if folded != group:
+            edits.append((start, i, folded))
+        start = i
+    return edits
+
+
+def tokenize_with_offsets(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """:func:`tokenize`'s tokens with the span ``(start, end)`` of raw ``text`` each came from.
+
+    The tokens are always exactly ``tokenize(text)``: every normalization step is replayed on small pieces
+    with their source spans and checked against the step run on the whole text (where a step cannot be
+    split, its output is tied to the whole text). Offsets are ``str`` indices (code points). A contraction
+    gives each word its own part ("didn't": "did" is ``did``, "not" is ``n't``); a ligature or an entity
+    gives all its characters the span of the source; two tokens may share a span ("½" gives "1" and "2").
+    """
+    mapped = _mapped_normalize(text)
+    tokens: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for match in _TOKEN.finditer(mapped.s):
+        tokens.append(match.group())
+        spans.append((mapped.lo[match.start()], mapped.hi[match.end() - 1]))
+    expected = tokenize(text)
+    if tokens != expected:  # not expected to happen (the tests check many real texts); stay correct anyway
+        return expected, [(0, len(text))] * len(expected)
+    return tokens, spans
+
+
+def _mapped_normalize(text: str) -> _Mapped:
+    """:func:`normalize`, step by step, keeping each character's source span."""
+    mapped = _Mapped(text)
+    if "<" in text:
+        mapped.edit([(m.start(), m.end(), " ") for m in _HTML_TAG.finditer(mapped.s)], _HTML_TAG.sub(" ", mapped.s))
+    if "&" in mapped.s:
+        mapped.edit([(m.start(), m.end(), html.unescape(m.group())) for m in _CHARREF.finditer(mapped.s)],
+                    html.unescape(mapped.s))
+    if not mapped.s.isascii():
+        mapped.edit(_nfkc_groups(mapped.s), unicodedata.normalize("NFKC", mapped.s))
+    for apostrophe in _APOSTROPHES:  # one character for one: spans unchanged
+        mapped.s = mapped.s.replace(apostrophe, "'")
+    folded = mapped.s.casefold()
+    if len(folded) == len(mapped.s):  # each character folds to one
+        mapped.s = folded
+    else:
+        mapped.edit([(i, i + 1, f) for i, c in enumerate(mapped.s) if (f := c.casefold()) != c], folded)
+    if "'" in mapped.s:
+        mapped.edit(_contraction_edits(mapped.s), _expand_contractions(mapped.s))
+    return mapped
 
 
 @dataclass(frozen=True)
