@@ -82,12 +82,16 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (the CLI's ``--format json``): the prediction's fields, then the explanation's."""
         p = self.prediction
+
+        def r(x: float) -> float:
+            return round(x, 6) + 0.0  # + 0.0: no "-0.0"
+
         return {
-            "label": p.label, "score": round(p.score, 6), "scores": {k: round(v, 6) for k, v in p.scores.items()},
-            "explained_label": self.label, "probability": round(self.probability, 6),
+            "label": p.label, "score": r(p.score), "scores": {k: r(v) for k, v in p.scores.items()},
+            "explained_label": self.label, "probability": r(self.probability),
             "method": self.method, "window": self.window, "offsets": "code points",
             "words": [{"start": w.start, "end": w.end, "text": w.text, "token": w.token,
-                       "contribution": round(w.contribution, 6), "seen": w.seen} for w in self.words],
+                       "contribution": r(w.contribution), "seen": w.seen} for w in self.words],
         }
 
 

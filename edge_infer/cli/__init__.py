@@ -80,6 +80,7 @@ def _root(
 
 from edge_infer.cli import bulk as _bulk  # noqa: E402,F401
 from edge_infer.cli import evaluate as _evaluate  # noqa: E402,F401
+from edge_infer.cli import explain as _explain  # noqa: E402,F401
 from edge_infer.cli import info as _info  # noqa: E402,F401  (registers the command)
 from edge_infer.cli import predict as _predict  # noqa: E402,F401
 from edge_infer.cli import serve as _serve  # noqa: E402,F401

@@ -17,12 +17,13 @@ import typer
 from edge_infer import exit_codes
 from edge_infer.cli import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
 from edge_infer.cli.options import (
+    Int8Option,
     ModelOption,
+    ThreadsOption,
     delimiter_option,
     display_name,
-    model_path,
+    load_classifier,
     output_path,
-    threads_option,
     threshold_option,
 )
 
@@ -80,9 +81,8 @@ def evaluate(
         "--delimiter", metavar="CHAR", callback=delimiter_option,
         help="CSV field separator ('\\t' or 'tab' for a tab; default: a tab for *.tsv files, else ',').")] = None,
     model: ModelOption = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Use the int8 (quantized) model.")] = False,
-    threads: Annotated[int | None, typer.Option("--threads", metavar="N", callback=threads_option,
-                                                help="ONNX Runtime intra-op threads, 1 to 256.")] = None,
+    int8: Int8Option = False,
+    threads: ThreadsOption = None,
     threshold: Annotated[float | None, typer.Option(
         "--threshold", metavar="X", callback=threshold_option,
         help="Two-label models: score at or above which labels[1] is predicted (default: the manifest's).")] = None,
@@ -118,7 +118,7 @@ def evaluate(
     target = _target(target_precision, target_recall)
     if plot is not None:
         _check_plot(plot)
-    clf = _load(model, int8, threads)
+    clf = load_classifier(model, int8, threads)
     pos_index = _check_binary_options(clf, threshold, target_precision, target_recall, positive)
     try:
         items, failed = _read_all(clf, data, kind, text_field, label_field, delimiter)
@@ -164,18 +164,6 @@ def _target(precision: float | None, recall: float | None) -> tuple[str, float] 
     if precision is not None:
         return ("precision", precision)
     return ("recall", recall) if recall is not None else None
-
-
-def _load(model: str | Path | None, int8: bool, threads: int | None) -> Any:
-    """The classifier, or one line and exit 3 when the model is refused."""
-    from edge_infer.classifier import SentimentClassifier
-    from edge_infer.model_folder import ModelError
-
-    try:
-        return SentimentClassifier.load(model_path(model), quantized=int8, threads=threads)
-    except ModelError as exc:
-        err(str(exc))
-        raise typer.Exit(exit_codes.MODEL) from None
 
 
 def _check_plot(plot: Path) -> None:

@@ -6,11 +6,14 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from edge_infer import packaged
+
+if TYPE_CHECKING:
+    from edge_infer.classifier import SentimentClassifier
 
 ModelOption = Annotated[
     str | None,
@@ -63,6 +66,26 @@ def threads_option(value: int | None) -> int | None:
     if value is not None and not 1 <= value <= MAX_THREADS:
         raise typer.BadParameter(f"must be from 1 to {MAX_THREADS}")
     return value
+
+
+Int8Option = Annotated[bool, typer.Option("--int8", help="Use the int8 (quantized) model.")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", metavar="N", callback=threads_option,
+    help="ONNX Runtime intra-op threads, 1 to 256 (default: one per core).")]
+
+
+def load_classifier(model: str | Path | None, int8: bool, threads: int | None) -> SentimentClassifier:
+    """The classifier of ``--model``/``--int8``/``--threads``; a refused model is one line and exit 3."""
+    from edge_infer import exit_codes
+    from edge_infer.classifier import SentimentClassifier
+    from edge_infer.cli import err
+    from edge_infer.model_folder import ModelError
+
+    try:
+        return SentimentClassifier.load(model_path(model), quantized=int8, threads=threads)
+    except ModelError as exc:
+        err(str(exc))
+        raise typer.Exit(exit_codes.MODEL) from None
 
 
 def threshold_option(value: float | None) -> float | None:

@@ -17,11 +17,12 @@ import typer
 from edge_infer import exit_codes
 from edge_infer.cli import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
 from edge_infer.cli.options import (
+    Int8Option,
     ModelOption,
+    ThreadsOption,
     delimiter_option,
     display_name,
-    model_path,
-    threads_option,
+    load_classifier,
     threshold_option,
 )
 
@@ -72,10 +73,8 @@ def predict(
     all_scores: Annotated[bool, typer.Option("--all-scores", help="Add every label's probability (json, jsonl: "
                                              "a 'scores' object; csv: a score_LABEL column each).")] = False,
     model: ModelOption = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Use the int8 (quantized) model.")] = False,
-    threads: Annotated[int | None, typer.Option("--threads", metavar="N", callback=threads_option,
-                                                help="ONNX Runtime intra-op threads, 1 to 256 (default: one "
-                                                     "per core).")] = None,
+    int8: Int8Option = False,
+    threads: ThreadsOption = None,
     threshold: Annotated[float | None, typer.Option("--threshold", metavar="X", callback=threshold_option,
                                                     help="Score at or above which a review is labelled "
                                                          "positive, 0 to 1 (default: the model's, from its "
@@ -91,15 +90,9 @@ def predict(
     escaped.
     """
     kind = _kind(lines, jsonl, csv_input, text_field, id_field, delimiter)
-    from edge_infer.classifier import SentimentClassifier
     from edge_infer.inputs import Tally, byte_budget, iter_records, keep_side
-    from edge_infer.model_folder import ModelError
 
-    try:
-        clf = SentimentClassifier.load(model_path(model), quantized=int8, threads=threads)
-    except ModelError as exc:
-        err(str(exc))
-        raise typer.Exit(exit_codes.MODEL) from None
+    clf = load_classifier(model, int8, threads)
     if threshold is not None and not clf.binary:
         err(f"--threshold applies to two-label models; this one has {len(clf.labels)} labels")
         raise typer.Exit(exit_codes.USAGE)
