@@ -12,8 +12,11 @@ What it writes:
 * ``reviews``: a stratified sample of labelled test reviews (text, label, ids for the main model);
 * ``scores[model][fp32|int8]``: class probabilities for every case predict accepts, then every review;
 * ``predictions``: predict() of the first texts as one batch; ``singles``: predict() of single texts;
-* ``corpus``: sha256 digests of the tokens and ids of every review in the archive, 100 reviews a chunk,
-  in archive order (the Node test reads the same archive and recomputes them).
+* ``corpus``: sha256 digests of the tokens, ids and token spans of every review in the archive, 100 reviews
+  a chunk, in archive order (the Node test reads the same archive and recomputes them);
+* ``spans`` (in ``cases``, ``fuzz`` and ``reviews``): ``tokenize_with_offsets``'s spans, in code points;
+* ``explanations``: ``SentimentClassifier.explain`` of cases, reviews and short texts, unrounded, for every
+  model and variant, with other windows and labels on some.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import unicodedata
 from pathlib import Path
 
 from edge_infer.classifier import SentimentClassifier
-from edge_infer.tokenizer import NORMALIZATION, normalize, tokenize
+from edge_infer.explain import Explanation
+from edge_infer.tokenizer import NORMALIZATION, normalize, tokenize, tokenize_with_offsets
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
 MEMBER = re.compile(r"aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt")
@@ -143,18 +147,19 @@ def member_texts(path: Path):
 
 def corpus_digests(path: Path, clf: SentimentClassifier) -> list[dict]:
     chunks: list[dict] = []
-    tok, ids, names = hashlib.sha256(), hashlib.sha256(), []
+    tok, ids, spans, names = hashlib.sha256(), hashlib.sha256(), hashlib.sha256(), []
 
     def flush() -> None:
-        nonlocal tok, ids, names
+        nonlocal tok, ids, spans, names
         chunks.append({"first": names[0], "last": names[-1], "count": len(names),
-                       "tokens": tok.hexdigest(), "ids": ids.hexdigest()})
-        tok, ids, names = hashlib.sha256(), hashlib.sha256(), []
+                       "tokens": tok.hexdigest(), "ids": ids.hexdigest(), "spans": spans.hexdigest()})
+        tok, ids, spans, names = hashlib.sha256(), hashlib.sha256(), hashlib.sha256(), []
 
     for name, text in member_texts(path):
-        tokens = tokenize(text)
+        tokens, offsets = tokenize_with_offsets(text)
         tok.update((" ".join(tokens) + "\n").encode("utf-8"))
         ids.update((",".join(map(str, clf.tokenizer.ids(text))) + "\n").encode("ascii"))
+        spans.update((",".join(f"{a}:{b}" for a, b in offsets) + "\n").encode("ascii"))
         names.append(name)
         if len(names) == CHUNK:
             flush()
@@ -178,6 +183,45 @@ def refused(text: str) -> bool:
     return not text or text.isspace()
 
 
+def spans_of(text: str) -> list[list[int]]:
+    return [[a, b] for a, b in tokenize_with_offsets(text)[1]]
+
+
+def unrounded(e: Explanation) -> dict:
+    """``Explanation.to_dict()`` at full precision."""
+    p = e.prediction
+    return {"label": p.label, "score": p.score, "scores": p.scores, "explained_label": e.label,
+            "probability": e.probability, "method": e.method, "window": e.window,
+            "words": [{"start": w.start, "end": w.end, "text": w.text, "token": w.token,
+                       "contribution": w.contribution, "seen": w.seen} for w in e.words]}
+
+
+SHORT_TEXTS = [
+    "Dull and far too long, but the music is lovely.", "Not bad at all.", "The plot was not good.",
+    "I didn't like it; they won't return.", "A wonderful, moving film.", "Brilliant", "...",
+    "\u5f88\u597d\u770b\u7684\u7535\u5f71 \U0001F44D", "Tom &amp; Jerry<br /><br />&quot;great&quot;!",
+]
+
+
+def explanations(classifiers: dict, main_name: str, cases: list[dict], reviews: list[dict]) -> list[dict]:
+    """Python's explanations of texts the JS port must match: every accepted case, 12 reviews and short texts
+    for the main model (fp32 and int8); windows 2 and 3 and the other label on short texts; short texts on
+    the other models."""
+    rng = random.Random(5)
+    main_texts = ([c["text"] for c in cases if not c["refused"]] + SHORT_TEXTS
+                  + [r["text"] for r in rng.sample(reviews, 12)])
+    jobs = [(main_name, kind, text, {}) for kind in classifiers[main_name] for text in main_texts]
+    for text in SHORT_TEXTS[:5]:
+        jobs += [(main_name, "fp32", text, {"window": 2}), (main_name, "int8", text, {"window": 3}),
+                 (main_name, "fp32", text, {"label": classifiers[main_name]["fp32"].labels[0]})]
+    for name in classifiers:
+        if name != main_name:
+            jobs += [(name, kind, text, {}) for kind in classifiers[name] for text in SHORT_TEXTS]
+    return [{"model": name, "kind": kind, "text": text, "options": options,
+             "result": unrounded(classifiers[name][kind].explain(text, **options))}
+            for name, kind, text, options in jobs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/default"))
@@ -199,12 +243,14 @@ def main() -> None:
             classifiers[folder.name]["int8"] = SentimentClassifier.load(folder, quantized=True, threads=1)
     main_clf = classifiers[args.model.name]["fp32"]
 
-    cases = [{"name": name, "text": text, "tokens": tokenize(text), "refused": refused(text),
+    cases = [{"name": name, "text": text, "tokens": tokenize(text), "spans": spans_of(text), "refused": refused(text),
               "ids": {n: classifiers[n]["fp32"].tokenizer.ids(text) for n in names}} for name, text in CASES]
-    fuzz = [{"text": t, "normalized": normalize(t), "tokens": tokenize(t)} for t in fuzz_texts(3000, args.seed)]
+    fuzz = [{"text": t, "normalized": normalize(t), "tokens": tokenize(t), "spans": spans_of(t)}
+            for t in fuzz_texts(3000, args.seed)]
     reviews = sample_reviews(args.data, args.reviews, args.seed)
     for review in reviews:
         review["ids"] = main_clf.tokenizer.ids(review["text"])
+        review["spans"] = spans_of(review["text"])
     scored = [c["text"] for c in cases if not c["refused"]] + [r["text"] for r in reviews]
     scores = {n: {kind: clf.probabilities(scored).tolist() for kind, clf in variants.items()}
               for n, variants in classifiers.items()}
@@ -230,6 +276,7 @@ def main() -> None:
         "scores": scores,
         "predictions": predictions,
         "singles": singles,
+        "explanations": explanations(classifiers, args.model.name, cases, reviews),
         "corpus": {"archive": args.data.name, "chunk": CHUNK, "model": args.model.name,
                    "chunks": corpus_digests(args.data, main_clf)},
     }

@@ -6,6 +6,7 @@ Python's str.casefold, str.isalnum (the regex ``\\w``), str.isspace and html.une
 verbatim, so the JavaScript port follows this Python's Unicode version (recorded as UNIDATA_VERSION), not
 the browser's. Only NFKC is left to String.prototype.normalize; UNASSIGNED lists the code points this
 Python does not know, which the port shields from a newer engine's NFKC (see src/normalize.js).
+COMBINING lists the combining marks, where tokens with offsets group code points for NFKC.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main() -> None:
     word = ranges(str.isalnum)  # [^\W_] of Python's re on str: isalnum(), "_" excluded
     space = ranges(str.isspace)
     unassigned = ranges(lambda c: unicodedata.category(c) == "Cn")
+    combining = ranges(lambda c: unicodedata.combining(c) != 0)
     invalid_charrefs = {str(k): v for k, v in html._invalid_charrefs.items()}  # type: ignore[attr-defined]
     invalid_codepoints = sorted(html._invalid_codepoints)  # type: ignore[attr-defined]
     consts = [
@@ -54,6 +56,8 @@ def main() -> None:
         ("WORD_CLASS", "Python's str.isalnum(): the regex class [^\\\\W_].", char_class(word)),
         ("SPACE_CLASS", "Python's str.isspace().", char_class(space)),
         ("UNASSIGNED_CLASS", "Code points unassigned (Cn) in this Python's Unicode.", char_class(unassigned)),
+        ("COMBINING_CLASS", "Code points whose canonical combining class is not 0 (unicodedata.combining()).",
+         char_class(combining)),
         ("CASEFOLD", "str.casefold() of every code point it changes: [codePoint, folded].", sorted(casefold.items())),
         ("HTML5", "html.entities.html5: name (with or without ';') -> text.", html.entities.html5),
         ("INVALID_CHARREFS", "html._invalid_charrefs: numeric references HTML5 maps elsewhere.", invalid_charrefs),

@@ -71,3 +71,4 @@ export class SentimentClassifier extends Core {
 
 export { ModelError, ManifestError, IntegrityError } from './manifest.js';
 export { tokenize, normalize, Tokenizer, Vocabulary } from './tokenizer.js';
+export { tokenizeWithOffsets } from './offsets.js';

@@ -3,7 +3,8 @@
  * a file reader and a sha256. Mirrors edge_infer/classifier.py.
  * @module classifier
  */
-import { Tokenizer, Vocabulary, padBatch } from './tokenizer.js';
+import { Tokenizer, Vocabulary, padBatch, truncate } from './tokenizer.js';
+import { tokenizeWithOffsets } from './offsets.js';
 import { lengthBatches } from './batching.js';
 import {
   checkGraph, checkManifest, IntegrityError, ManifestError, MANIFEST_NAME, MAX_MANIFEST_BYTES, ModelError,
@@ -17,6 +18,29 @@ const BLANK = new RegExp(`^[${SPACE_CLASS}]*$`, 'u'); // Python's "not t or t.is
  * @property {string} label the predicted label
  * @property {number} score two labels: P(labels[1]) whichever won; three or more: the winner's probability
  * @property {Object<string, number>} scores every label's probability, in label order
+ */
+
+/**
+ * @typedef {object} Word
+ * @property {number} start where the word starts in the text (UTF-16 index: `text.slice(start, end)`)
+ * @property {number} end where it ends (exclusive)
+ * @property {string} text `text.slice(start, end)`
+ * @property {string} token the normalized token
+ * @property {number} contribution the drop in the explained label's probability when the word is left out
+ * @property {boolean} seen false for a token cut by max_len (contribution 0)
+ */
+
+/**
+ * @typedef {object} Explanation Python's `Explanation.to_dict()`, unrounded, offsets in UTF-16 units
+ * @property {string} label the predicted label
+ * @property {number} score as in a Prediction
+ * @property {Object<string, number>} scores as in a Prediction
+ * @property {string} explained_label the label whose probability is explained
+ * @property {number} probability its probability
+ * @property {string} method 'occlusion'
+ * @property {number} window words left out at a time
+ * @property {string} offsets 'utf-16'
+ * @property {Word[]} words one per token of the text, in order
  */
 
 /**
@@ -218,6 +242,61 @@ export class SentimentClassifier {
       row.forEach((p, i) => { if (p > row[best]) best = i; });
       return { label: this.labels[best], score: row[best], scores };
     });
+  }
+
+  /**
+   * Why `text` got its prediction, as Python's `SentimentClassifier.explain`: each word is left out in turn
+   * (`window` 2 or 3: that many consecutive words), all variants in ONE session run, and its contribution is
+   * the drop in `label`'s probability (default: the predicted label). Same numbers as Python (shared vectors).
+   * @param {string} text
+   * @param {{label?: string, maxTokens?: number, window?: number}} [options] maxTokens: refuse (RangeError) a
+   *   text of which the model reads more tokens
+   * @returns {Promise<Explanation>}
+   */
+  async explain(text, { label, maxTokens, window = 1 } = {}) {
+    if (typeof text !== 'string') throw new TypeError(`explain: text must be a string, not ${typeName(text)}`);
+    if (BLANK.test(text)) throw new RangeError('the text is empty or whitespace-only');
+    if (label !== undefined && label !== null && !this.labels.includes(label)) {
+      throw new RangeError(`label must be one of ${this.labels.map((l) => `'${l}'`).join(', ')}, not '${label}'`);
+    }
+    if (!Number.isInteger(window) || window < 1 || window > 3) throw new RangeError('window must be an integer from 1 to 3');
+    if (maxTokens !== undefined && maxTokens !== null && !(Number.isInteger(maxTokens) && maxTokens >= 1)) {
+      throw new RangeError('maxTokens must be a positive integer');
+    }
+    const { tokens, spans } = tokenizeWithOffsets(text);
+    const tok = this.tokenizer;
+    const ids = tok.vocabulary.ids(tokens);
+    const seen = truncate(ids, tok.maxLen, tok.truncating);
+    const first = tok.truncating === 'pre' ? ids.length - seen.length : 0;
+    const m = seen.length;
+    if (maxTokens && m > maxTokens) {
+      throw new RangeError(`the model reads ${m} tokens of this text; explanations are capped at ${maxTokens}`);
+    }
+    const width = Math.min(window, m);
+    const rows = [seen];
+    for (let j = 0; m && j <= m - width; j++) rows.push([...seen.slice(0, j), ...seen.slice(j + width)]);
+    const out = await this._run(rows);
+    const probabilities = this.binary ? out.map(([p]) => [1 - p, p]) : out;
+    const prediction = this.predictions([probabilities[0]])[0];
+    const chosen = label ?? prediction.label;
+    const column = this.labels.indexOf(chosen);
+    const full = probabilities[0][column];
+    const drops = probabilities.slice(1).map((row) => full - row[column]);
+    const words = tokens.map((token, i) => {
+      const k = i - first;
+      const isSeen = k >= 0 && k < m;
+      let contribution = 0;
+      if (isSeen) {
+        const lo = Math.max(0, k - width + 1);
+        const hi = Math.min(k, m - width);
+        let sum = 0;
+        for (let j = lo; j <= hi; j++) sum += drops[j];
+        contribution = sum / (hi - lo + 1);
+      }
+      const [start, end] = spans[i];
+      return { start, end, text: text.slice(start, end), token, contribution, seen: isSeen };
+    });
+    return { ...prediction, explained_label: chosen, probability: full, method: 'occlusion', window, offsets: 'utf-16', words };
   }
 
   /** Release the ONNX Runtime session. */

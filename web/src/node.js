@@ -69,3 +69,4 @@ export class SentimentClassifier extends Core {
 
 export { ModelError, ManifestError, IntegrityError } from './manifest.js';
 export * from './tokenizer.js';
+export { tokenizeWithOffsets } from './offsets.js';

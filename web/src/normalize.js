@@ -9,11 +9,11 @@ import { unescapeHtml } from './unescape.js';
 export const NORMALIZATION = 'edge-infer-v1';
 
 // Python: r"</?[a-zA-Z][^<>]{0,100}>" ({0,100} counts code points: 'u' flag).
-const HTML_TAG = /<\/?[a-zA-Z][^<>]{0,100}>/gu;
-const APOSTROPHES = /[\u2019\u2018\u02bc`\u00b4]/g;
+export const HTML_TAG = /<\/?[a-zA-Z][^<>]{0,100}>/gu;
+export const APOSTROPHES = /[\u2019\u2018\u02bc`\u00b4]/g;
 const APOSTROPHE_SUFFIX = /'(?:re|ve|ll|m|d|s|t)/g; // Python adds \b; checked by hand (Python's \w is Unicode)
 const SUFFIXES = { "'re": ' are', "'ve": ' have', "'ll": ' will', "'m": ' am', "'d": ' would', "'s": '' };
-const WHOLE_WORDS = { won: 'will not', can: 'can not', ain: 'is not' };
+const WHOLE_WORDS = { won: 'will', can: 'can', ain: 'is' }; // + ' not' for the "'t"
 const WORD_CHAR = new RegExp(`^[${WORD_CLASS}_]$`, 'u');
 const UNASSIGNED = new RegExp(`[${UNASSIGNED_CLASS}]`, 'u');
 const UNASSIGNED_SPLIT = new RegExp(`([${UNASSIGNED_CLASS}])`, 'u');
@@ -68,13 +68,13 @@ function wordCharAt(text, at) {
 }
 
 /**
- * Contractions, expanded in one pass (see edge_infer/tokenizer.py `_expand_contractions`).
+ * The contractions of casefolded `text` as sorted, non-overlapping edits [start, end, replacement] (UTF-16
+ * indices), as Python's `_contraction_edits`: "won't" is "won" -> "will" and "'t" -> " not".
  * @param {string} text casefolded text
- * @returns {string}
+ * @returns {Array<[number, number, string]>}
  */
-export function expandContractions(text) {
-  const pieces = [];
-  let last = 0;
+export function contractionEdits(text) {
+  const edits = [];
   APOSTROPHE_SUFFIX.lastIndex = 0;
   for (let m; (m = APOSTROPHE_SUFFIX.exec(text)) !== null;) {
     const start = m.index;
@@ -85,21 +85,38 @@ export function expandContractions(text) {
       continue;
     }
     if (suffix !== "'t") {
-      pieces.push(text.slice(last, start), SUFFIXES[suffix]);
+      edits.push([start, end, SUFFIXES[suffix]]);
     } else if (start >= 1 && text[start - 1] === 'n') {
       const stem = start >= 3 ? text.slice(start - 3, start) : '';
       if (Object.hasOwn(WHOLE_WORDS, stem) && (start === 3 || !wordCharBefore(text, start - 3))) {
-        pieces.push(text.slice(last, start - 3), WHOLE_WORDS[stem]);
+        edits.push([start - 3, start, WHOLE_WORDS[stem]], [start, end, ' not']);
       } else {
-        pieces.push(text.slice(last, start - 1), ' not');
+        edits.push([start - 1, end, ' not']);
       }
-    } else {
-      continue;
     }
+  }
+  return edits;
+}
+
+/** @param {string} text @param {Array<[number, number, string]>} edits @returns {string} */
+export function applyEdits(text, edits) {
+  const pieces = [];
+  let last = 0;
+  for (const [start, end, replacement] of edits) {
+    pieces.push(text.slice(last, start), replacement);
     last = end;
   }
   pieces.push(text.slice(last));
   return pieces.join('');
+}
+
+/**
+ * Contractions, expanded in one pass (see edge_infer/tokenizer.py `_expand_contractions`).
+ * @param {string} text casefolded text
+ * @returns {string}
+ */
+export function expandContractions(text) {
+  return applyEdits(text, contractionEdits(text));
 }
 
 /**

@@ -9,7 +9,7 @@ const NAMED = new Map(Object.entries(HTML5));
 const INVALID_REFS = new Map(Object.entries(INVALID_CHARREFS).map(([k, v]) => [Number(k), v]));
 const INVALID_CPS = new Set(INVALID_CODEPOINTS);
 // Python: r'&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)' (repetition counts code points: 'u' flag)
-const CHARREF = /&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)/gu;
+export const CHARREF = /&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)/gu;
 
 function numeric(digits, radix) {
   const text = digits.endsWith(';') ? digits.slice(0, -1) : digits;

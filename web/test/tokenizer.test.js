@@ -6,7 +6,8 @@ import path from 'node:path';
 import { normalize, tokenize, Tokenizer, Vocabulary, truncate, padBatch } from '../src/tokenizer.js';
 import { nfkc } from '../src/normalize.js';
 import { UNIDATA_VERSION } from '../src/tables.js';
-import { vectors, MODELS } from './vectors.js';
+import { tokenizeWithOffsets } from '../src/offsets.js';
+import { vectors, MODELS, codePointSpans } from './vectors.js';
 import { DATA, dataPresent, labelledReviews } from './archive.js';
 
 function tokenizerOf(name) {
@@ -44,6 +45,27 @@ test(`normalize() and tokens of ${vectors.fuzz.length} random strings of tricky 
   }
 });
 
+/** tokenizeWithOffsets of `text`: Python's tokens and, counted in code points, Python's spans. */
+function sameSpans(text, tokens, spans) {
+  const got = tokenizeWithOffsets(text);
+  assert.deepEqual(got.tokens, tokens, JSON.stringify(text.slice(0, 80)));
+  assert.deepEqual(codePointSpans(text, got.spans), spans, JSON.stringify(text.slice(0, 80)));
+  for (const [a, b] of got.spans) assert.ok(0 <= a && a < b && b <= text.length);
+}
+
+test('token spans of the hard cases, the fuzz strings and the sampled reviews equal Python\'s', () => {
+  for (const c of vectors.cases) sameSpans(c.text, c.tokens, c.spans);
+  for (const f of vectors.fuzz) sameSpans(f.text, f.tokens, f.spans);
+  for (const r of vectors.reviews) sameSpans(r.text, tokenize(r.text), r.spans);
+});
+
+test('a word\'s span is its UTF-16 slice: contractions split, astral characters whole', () => {
+  const text = "\u{1F600} I didn\u2019t \u{1D400}mazing WON'T";
+  const { tokens, spans } = tokenizeWithOffsets(text);
+  assert.deepEqual(tokens.map((t, i) => [t, text.slice(...spans[i])]), [
+    ['i', 'I'], ['did', 'did'], ['not', 'n\u2019t'], ['amazing', '\u{1D400}mazing'], ['will', 'WON'], ['not', "'T"]]);
+});
+
 test(`ids of ${vectors.reviews.length} test reviews equal Python's`, () => {
   const t = tokenizers[vectors.main_model];
   for (const r of vectors.reviews) assert.deepEqual(t.ids(r.text), r.ids, r.name);
@@ -59,21 +81,23 @@ test('truncate and pad follow the manifest sides', () => {
 });
 
 const corpus = vectors.corpus;
-test(`tokens and ids of all labelled reviews in ${path.basename(DATA)} equal Python's`,
+test(`tokens, token spans and ids of all labelled reviews in ${path.basename(DATA)} equal Python's`,
   { skip: !dataPresent() && `${DATA} is not there (set EDGE_INFER_DATA)` }, async () => {
     const t = tokenizers[corpus.model];
-    let tok = createHash('sha256'); let ids = createHash('sha256'); let names = [];
+    let tok = createHash('sha256'); let ids = createHash('sha256'); let spans = createHash('sha256'); let names = [];
     let k = 0; let total = 0;
     const bad = [];
     const flush = () => {
       const want = corpus.chunks[k++];
       const got = { first: names[0], last: names.at(-1), count: names.length,
-        tokens: tok.digest('hex'), ids: ids.digest('hex') };
+        tokens: tok.digest('hex'), ids: ids.digest('hex'), spans: spans.digest('hex') };
       if (JSON.stringify(got) !== JSON.stringify(want)) bad.push(`${got.first}..${got.last}`);
-      tok = createHash('sha256'); ids = createHash('sha256'); names = [];
+      tok = createHash('sha256'); ids = createHash('sha256'); spans = createHash('sha256'); names = [];
     };
     for await (const { name, text } of labelledReviews()) {
-      tok.update(tokenize(text).join(' ') + '\n');
+      const found = tokenizeWithOffsets(text);
+      tok.update(found.tokens.join(' ') + '\n');
+      spans.update(codePointSpans(text, found.spans).map(([a, b]) => `${a}:${b}`).join(',') + '\n');
       ids.update(t.ids(text).join(',') + '\n');
       names.push(name);
       total++;
@@ -82,5 +106,5 @@ test(`tokens and ids of all labelled reviews in ${path.basename(DATA)} equal Pyt
     if (names.length) flush();
     assert.equal(total, 50000);
     assert.equal(k, corpus.chunks.length);
-    assert.deepEqual(bad, [], `chunks whose tokens or ids differ from Python's`);
+    assert.deepEqual(bad, [], `chunks whose tokens, spans or ids differ from Python's`);
   });

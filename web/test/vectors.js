@@ -17,3 +17,25 @@ export const scoredTexts = [
   ...vectors.cases.filter((c) => !c.refused).map((c) => c.text),
   ...vectors.reviews.map((r) => r.text),
 ];
+
+/** Python's code point spans as UTF-16 spans of `text` (what `text.slice(start, end)` takes). */
+export function unitSpans(text, spans) {
+  const at = [0];
+  for (const ch of text) at.push(at.at(-1) + ch.length);
+  return spans.map(([a, b]) => [at[a], at[b]]);
+}
+
+/** UTF-16 spans of `text` as code point spans (Python's `str` indices). */
+export function codePointSpans(text, spans) {
+  const cp = new Array(text.length + 1);
+  let k = 0;
+  for (let u = 0; u <= text.length;) {
+    cp[u] = k;
+    if (u === text.length) break;
+    const step = String.fromCodePoint(text.codePointAt(u)).length;
+    if (step === 2) cp[u + 1] = k; // inside a pair: never a span edge
+    u += step;
+    k += 1;
+  }
+  return spans.map(([a, b]) => [cp[a], cp[b]]);
+}
