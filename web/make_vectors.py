@@ -197,6 +197,7 @@ def unrounded(e: Explanation) -> dict:
 
 
 SHORT_TEXTS = [
+    "I wanted to love it: the music is lovely, the plot is a mess.",
     "Dull and far too long, but the music is lovely.", "Not bad at all.", "The plot was not good.",
     "I didn't like it; they won't return.", "A wonderful, moving film.", "Brilliant", "...",
     "\u5f88\u597d\u770b\u7684\u7535\u5f71 \U0001F44D", "Tom &amp; Jerry<br /><br />&quot;great&quot;!",
@@ -205,15 +206,17 @@ SHORT_TEXTS = [
 
 def explanations(classifiers: dict, main_name: str, cases: list[dict], reviews: list[dict]) -> list[dict]:
     """Python's explanations of texts the JS port must match: every accepted case, 12 reviews and short texts
-    for the main model (fp32 and int8); windows 2 and 3 and the other label on short texts; short texts on
-    the other models."""
+    for the main model (fp32 and int8); windows 2 and 3 and both labels on short texts; short texts on the
+    other models."""
     rng = random.Random(5)
     main_texts = ([c["text"] for c in cases if not c["refused"]] + SHORT_TEXTS
                   + [r["text"] for r in rng.sample(reviews, 12)])
     jobs = [(main_name, kind, text, {}) for kind in classifiers[main_name] for text in main_texts]
+    labels = classifiers[main_name]["fp32"].labels
     for text in SHORT_TEXTS[:5]:
         jobs += [(main_name, "fp32", text, {"window": 2}), (main_name, "int8", text, {"window": 3}),
-                 (main_name, "fp32", text, {"label": classifiers[main_name]["fp32"].labels[0]})]
+                 (main_name, "fp32", text, {"label": labels[0]}),
+                 (main_name, "int8", text, {"label": labels[-1]})]  # the demo page's: int8, P(labels[1])
     for name in classifiers:
         if name != main_name:
             jobs += [(name, kind, text, {}) for kind in classifiers[name] for text in SHORT_TEXTS]

@@ -1,5 +1,6 @@
 // The demo page in headless Debian chromium (puppeteer-core, no browser download): loads, classifies a typed
-// review like Python, fetches nothing from another origin, works offline, and leaves a screenshot.
+// review like Python, highlights its words with Python's explanation, keeps the page's thread free while the
+// model works, fetches nothing from another origin, works offline, and leaves screenshots.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { vectors, scoredTexts } from './vectors.js';
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SHOT = path.join(WEB, 'test', 'output', 'web-demo.png');
+const EXPLAIN_SHOT = path.join(WEB, 'test', 'output', 'explain-demo.png');
 const ATOL = 1e-5;
 const skip = !existsSync(CHROMIUM)
   && `no chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH): browser test not run`;
@@ -20,6 +22,9 @@ if (skip) console.log(`# SKIP ${skip}`);
 // The shortest review among Python's single-text int8 predictions of the main model.
 const singles = vectors.singles[vectors.main_model].int8;
 const nCases = vectors.cases.filter((c) => !c.refused).length;
+// The demo explains P(labels[1]) with the int8 model: Python's explanation of the first short text.
+const EXPLAINED = vectors.explanations.find((v) => v.model === vectors.main_model && v.kind === 'int8'
+  && v.options.label === vectors.models[vectors.main_model].labels[1]);
 const pick = singles.filter((s) => s.index >= nCases)
   .sort((a, b) => scoredTexts[a.index].length - scoredTexts[b.index].length)[0];
 
@@ -60,6 +65,52 @@ test('demo page: a typed review gets Python\'s label and score (int8, wasm), off
     await page.$eval('#review', (el) => { el.scrollTop = 0; el.setSelectionRange(0, 0); });
     await page.screenshot({ path: SHOT, fullPage: true });
     console.log(`# screenshot: ${SHOT}`);
+
+    // Highlighting as you type: the words of a short review, shaded with Python's numbers (int8, P(positive)).
+    await page.$eval('#review', (el) => { el.value = ''; });
+    await page.type('#review', EXPLAINED.text);
+    await page.waitForFunction((want) => {
+      const e = document.querySelector('#explained');
+      return e.dataset.state === 'done' && e.dataset.text === want;
+    }, { timeout: 30000 }, EXPLAINED.text);
+    const words = await page.$$eval('#explained .w', (spans) => spans.map((s) => ({ text: s.textContent,
+      token: s.dataset.token, start: Number(s.dataset.start), end: Number(s.dataset.end),
+      contribution: Number(s.dataset.contribution), shaded: s.style.background !== '' })));
+    const want = EXPLAINED.result.words;
+    assert.deepEqual(words.map((w) => [w.token, w.text, w.start, w.end]),
+      want.map((w) => [w.token, w.text, w.start, w.end])); // an ASCII text: code points = UTF-16 units
+    let worst = 0;
+    words.forEach((w, i) => { worst = Math.max(worst, Math.abs(w.contribution - want[i].contribution)); });
+    console.log(`# explanation in the browser vs Python: max |diff| ${worst.toExponential(2)}`);
+    assert.ok(worst <= ATOL, `browser vs Python: ${worst}`);
+    assert.ok(words.some((w) => w.shaded));
+    await page.screenshot({ path: EXPLAIN_SHOT, fullPage: true });
+    console.log(`# screenshot: ${EXPLAIN_SHOT}`);
+
+    // Typing never waits for the model: while a long review is explained in the worker, the page's thread
+    // keeps answering timers. Blocking would show as one gap as long as the whole explanation; on this
+    // loaded 2-core machine idle gaps reach a few hundred ms, so the bound is half the explanation's time.
+    const long = scoredTexts.filter((s) => s.split(/\s+/).length > 250 && s.split(/\s+/).length < 330)[0];
+    await page.$eval('#review', (el, text) => { el.value = text; el.dispatchEvent(new Event('input')); }, long);
+    const timing = await page.evaluate(async () => {
+      const e = document.querySelector('#explained');
+      const started = performance.now();
+      let last = started;
+      let worstGap = 0;
+      let ticks = 0;
+      while (e.dataset.state === 'working' && performance.now() - started < 60000) {
+        await new Promise((r) => setTimeout(r, 10));
+        const now = performance.now();
+        worstGap = Math.max(worstGap, now - last);
+        last = now;
+        ticks += 1;
+      }
+      return { worstGap, ticks, ms: performance.now() - started, state: e.dataset.state };
+    });
+    console.log(`# explaining a ${long.split(/\s+/).length}-word review took ${timing.ms.toFixed(0)} ms in the worker; ` +
+      `the page's thread ran ${timing.ticks} timers meanwhile, largest gap ${timing.worstGap.toFixed(0)} ms`);
+    assert.equal(timing.state, 'done');
+    assert.ok(timing.ticks >= 5 && timing.worstGap < timing.ms / 2, JSON.stringify(timing));
 
     // Offline: the service worker answers a reload with the server gone.
     await page.waitForFunction(async () => (await navigator.serviceWorker.ready) && !!navigator.serviceWorker.controller,
