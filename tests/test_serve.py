@@ -186,7 +186,8 @@ def test_health_ready_info_openapi_metrics(server: Server, default_model_dir: Pa
     status, _, info = server.request("GET", "/v1/info")
     cli = subprocess.run([sys.executable, "-m", "edge_infer", "info", "--format", "json", "--model",
                           str(default_model_dir)], capture_output=True, text=True, timeout=60, env=_env(), cwd=REPO)
-    assert status == 200 and cli.returncode == 0 and info == json.loads(cli.stdout)
+    assert status == 200 and cli.returncode == 0 and {k: v for k, v in info.items() if k != "explain"} == \
+        json.loads(cli.stdout)
 
     status, _, spec = server.request("GET", "/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")

@@ -94,6 +94,13 @@ def serve(
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", callback=_seconds,
                                            help="Time limit for an answer once the request is read, queue "
                                                 "wait included (504 beyond).")] = 30.0,
+    explain_max_tokens: Annotated[int, typer.Option("--explain-max-tokens", metavar="N", callback=_positive,
+                                                    help="POST /v1/explain: most tokens the model reads of a "
+                                                         "text to explain (413 beyond; the cost grows with "
+                                                         "their square).")] = 256,
+    explain_concurrency: Annotated[int, typer.Option("--explain-concurrency", metavar="N", callback=_positive,
+                                                     help="POST /v1/explain: explanations run at once, each on "
+                                                          "its own thread; more get 503 at once.")] = 1,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", metavar="SECONDS", callback=_seconds,
                                                     help="On SIGTERM/SIGINT, how long requests in flight may "
                                                          "take to finish.")] = 30.0,
@@ -122,7 +129,8 @@ def serve(
                                                            "the loopback names when --host is loopback, else "
                                                            "any).")] = None,
 ) -> None:
-    """Serve the classifier over HTTP: POST /v1/predict, GET /v1/info, /healthz, /readyz, /metrics, /openapi.json.
+    """Serve the classifier over HTTP: POST /v1/predict, /v1/explain, GET /v1/info, /healthz, /readyz, /metrics,
+    /openapi.json.
 
     The model is loaded and verified before the port is bound: a refused model exits with 3. SIGTERM or
     SIGINT stops it gracefully (requests in flight finish, new ones are refused; exit 0). See docs/serving.md.
@@ -144,6 +152,7 @@ def serve(
                         threads=threads, workers=workers, max_batch_delay_ms=max_batch_delay,
                         max_batch_size=max_batch_size, max_queue=max_queue, max_body_bytes=max_body_bytes,
                         max_texts=max_texts, max_text_chars=max_text_chars, timeout_s=timeout,
+                        explain_max_tokens=explain_max_tokens, explain_concurrency=explain_concurrency,
                         graceful_timeout_s=graceful_timeout, log_format=log_format.value,
                         header_timeout_s=header_timeout, body_timeout_s=body_timeout,
                         keep_alive_timeout_s=keep_alive_timeout, max_header_bytes=max_header_bytes,

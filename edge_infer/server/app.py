@@ -1,4 +1,5 @@
-"""The ASGI application (Starlette): routes, JSON errors, access log and metrics around the micro-batcher."""
+"""The ASGI application (Starlette): routes, JSON errors, access log and metrics around the micro-batcher
+(predictions) and the explanation pool."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_infer import __version__
 from edge_infer.classifier import Prediction
-from edge_infer.server import logs, openapi
+from edge_infer.server import explaining, logs, openapi
 from edge_infer.server.batcher import Closed, MicroBatcher, QueueFull
 from edge_infer.server.connections import REFUSALS, watch_accept_errors
+from edge_infer.server.explaining import Busy, ExplainPool, ExplainRequest, parse_explain, too_many_tokens
 from edge_infer.server.limits import (
     AllowedHosts,
     ApiError,
@@ -40,10 +42,10 @@ from edge_infer.server.settings import Settings
 
 log = logging.getLogger(logs.LOGGER)
 TEXTS_KEY = "edge_infer.texts"
-"""Scope key where the predict route leaves how many texts a request had (for the access line)."""
-ROUTES = ("/v1/predict", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json")
+"""Scope key where the predict and explain routes leave how many texts a request had (for the access line)."""
+ROUTES = ("/v1/predict", "/v1/explain", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json")
 TEST_PAUSE_ENV = "EDGE_INFER_SERVE_TEST_PAUSE"
-"""Tests only: seconds the worker thread sleeps before each batch, to hold requests in flight."""
+"""Tests only: seconds the worker threads sleep before each batch or explanation, to hold requests in flight."""
 ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
 CLIENT_CLOSED = 499
 """Status recorded (metrics, access log) for a request whose client closed the connection before its answer."""
@@ -61,7 +63,8 @@ def shutdown_margin(graceful_timeout_s: float) -> float:
 
 
 class ServerState:
-    """What the routes share: classifier, settings, batcher, metrics, and whether the server is draining."""
+    """What the routes share: classifier, settings, batcher, explanation pool, metrics, and whether the server
+    is draining."""
 
     def __init__(self, loaded: Loaded, settings: Settings) -> None:
         self.loaded = loaded
@@ -70,6 +73,7 @@ class ServerState:
         self.batcher = MicroBatcher(self.run_batch, max_delay_s=settings.max_batch_delay_ms / 1000,
                                     max_batch_size=settings.max_batch_size, max_queue=settings.max_queue,
                                     on_batch=self._batch_done, arriving=lambda: self.arriving)
+        self.explainer = ExplainPool(self.run_explain, settings.explain_concurrency)
         self.metrics = Metrics(lambda: self.batcher.depth)
         self.hosts = AllowedHosts.parse(settings.allowed_hosts, settings.host)
         self.draining = False
@@ -97,6 +101,17 @@ class ServerState:
             start += len(texts)
         return out
 
+    def run_explain(self, req: ExplainRequest) -> dict[str, Any]:
+        """In an explanation thread: ``explain(...).to_dict()``, the cap ``--explain-max-tokens``."""
+        if self._pause > 0:
+            time.sleep(self._pause)
+        try:
+            explanation = self.loaded.classifier.explain(req.text, label=req.label, window=req.window,
+                                                         max_tokens=self.settings.explain_max_tokens)
+        except ValueError as exc:  # the body was checked: only the token cap is left to refuse
+            raise too_many_tokens(exc) from None
+        return explanation.to_dict()
+
     def start_draining(self) -> None:
         """SIGTERM/SIGINT (in the event loop): refuse new predictions, run what is queued without waiting for
         batch windows, and answer 503 to what still runs shortly before ``--graceful-timeout``."""
@@ -115,6 +130,7 @@ class ServerState:
         for task in self.reading:
             self._expire(task, shutting_down())
         self.batcher.abort()
+        self.explainer.abort()
 
     async def read_body(self, request: Request) -> bytes:
         """The request body within ``--body-timeout`` (else 408), refused with 413 as soon as it is over
@@ -244,8 +260,26 @@ def routes(state: ServerState) -> list[Route]:
             answers = [{"id": ident, **answer} for ident, answer in zip(req.ids, answers)]
         return json_response({"model": model_name, "predictions": answers})
 
+    async def explain(request: Request) -> Response:
+        if state.draining:
+            raise shutting_down()
+        check_content_type(request.headers.get("content-type"))
+        req = parse_explain(await state.read_body(request), state.limits, clf.labels)
+        request.scope[TEXTS_KEY] = 1
+        try:
+            return json_response(await state.explainer.run(req, settings.timeout_s))
+        except Busy:
+            raise ApiError(503, "explain_busy", f"{state.explainer.slots} explanation(s) already running "
+                                                "(--explain-concurrency); retry later", {"Retry-After": "1"}) from None
+        except Closed:
+            raise shutting_down() from None
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", f"no answer within {settings.timeout_s:g} s (--timeout)") from None
+
+    info_doc = {**loaded.info, "explain": explaining.info(settings.explain_max_tokens, settings.explain_concurrency)}
+
     async def info(request: Request) -> Response:
-        return json_response(loaded.info)
+        return json_response(info_doc)
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "alive"})
@@ -263,6 +297,7 @@ def routes(state: ServerState) -> list[Route]:
 
     return [
         Route("/v1/predict", _guarded(predict), methods=["POST"]),
+        Route("/v1/explain", _guarded(explain), methods=["POST"]),
         Route("/v1/info", _guarded(info), methods=["GET"]),
         Route("/healthz", _guarded(healthz), methods=["GET"]),
         Route("/readyz", _guarded(readyz), methods=["GET"]),
@@ -362,6 +397,7 @@ def create_app(loaded: Loaded, settings: Settings, supervisor: int | None = None
         watch_accept_errors(loop)
         _also_on_stop_signals(loop, state.start_draining)
         state.batcher.start()
+        state.explainer.start()
         helpers = [loop.create_task(state.sweep())]
         if supervisor:
             helpers.append(loop.create_task(_watch_supervisor(supervisor)))
@@ -371,6 +407,7 @@ def create_app(loaded: Loaded, settings: Settings, supervisor: int | None = None
             for helper in helpers:
                 helper.cancel()
             await state.batcher.stop()
+            state.explainer.stop()
             REFUSALS.flush()
 
     app = Starlette(routes=routes(state), lifespan=lifespan,

@@ -53,7 +53,7 @@ class _Job:
         self.size = len(self.texts)
 
 
-class _Worker:
+class Worker:
     """One daemon thread running calls one at a time; results are handed back to the event loop."""
 
     def __init__(self, name: str) -> None:
@@ -114,7 +114,7 @@ class MicroBatcher:
         self._flush = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         self._running: list[_Job] = []
 
     @property
@@ -124,7 +124,7 @@ class MicroBatcher:
 
     def start(self) -> None:
         """Start the batching task (call inside the running event loop)."""
-        self._worker = _Worker("edge-infer-batch")
+        self._worker = Worker("edge-infer-batch")
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="edge-infer-batcher")
 
     def nudge(self) -> None:

@@ -1,4 +1,5 @@
-"""Request bodies for ``POST /v1/predict``: parsing, types and limits, each failure an :class:`ApiError`.
+"""Request bodies for ``POST /v1/predict`` (and the checks ``/v1/explain`` shares): parsing, types and limits,
+each failure an :class:`ApiError`.
 
 Plain Python (no web framework), so the rules are testable alone and the same for every worker.
 """
@@ -68,6 +69,21 @@ def check_content_type(value: str | None) -> None:
 
 def parse_predict(body: bytes, limits: Limits, *, binary: bool) -> PredictRequest:
     """Check a ``/v1/predict`` body; raises :class:`ApiError` (400, 413 or 422) saying what is wrong."""
+    doc = json_object(body, limits)
+    unknown = sorted(set(doc) - {*FIELDS, "threshold"})
+    if unknown:
+        raise invalid(f"unknown field {unknown[0]!r} (expected one of text, texts, items, and threshold)")
+    given = [name for name in FIELDS if name in doc]
+    if len(given) != 1:
+        raise invalid("give exactly one of 'text', 'texts' or 'items'")
+    texts, ids = _texts(given[0], doc[given[0]], limits)
+    for i, text in enumerate(texts):
+        check_text(text, limits, f"text {i}")
+    return PredictRequest(texts, ids, _threshold(doc.get("threshold"), binary))
+
+
+def json_object(body: bytes, limits: Limits) -> dict[str, Any]:
+    """A POST body as a JSON object (UTF-8, at most ``--max-body-bytes``); else :class:`ApiError` 400, 413, 422."""
     if len(body) > limits.max_body_bytes:
         raise body_too_large(limits.max_body_bytes)
     try:
@@ -79,49 +95,45 @@ def parse_predict(body: bytes, limits: Limits, *, binary: bool) -> PredictReques
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc).splitlines()[0][:200]}") from None
     if not isinstance(doc, dict):
-        raise _invalid(f"the body must be a JSON object, not {_kind(doc)}")
-    unknown = sorted(set(doc) - {*FIELDS, "threshold"})
-    if unknown:
-        raise _invalid(f"unknown field {unknown[0]!r} (expected one of text, texts, items, and threshold)")
-    given = [name for name in FIELDS if name in doc]
-    if len(given) != 1:
-        raise _invalid("give exactly one of 'text', 'texts' or 'items'")
-    texts, ids = _texts(given[0], doc[given[0]], limits)
-    for i, text in enumerate(texts):
-        if len(text) > limits.max_text_chars:
-            raise ApiError(413, "text_too_long", f"text {i} has {len(text)} characters, more than "
-                                                 f"{limits.max_text_chars} (--max-text-chars)")
-        if not text or text.isspace():
-            raise ApiError(422, "empty_text", f"text {i} is empty or whitespace-only")
-    return PredictRequest(texts, ids, _threshold(doc.get("threshold"), binary))
+        raise invalid(f"the body must be a JSON object, not {kind(doc)}")
+    return doc
+
+
+def check_text(text: str, limits: Limits, name: str = "the text") -> None:
+    """413 ``text_too_long`` over ``--max-text-chars``; 422 ``empty_text`` when empty or whitespace-only."""
+    if len(text) > limits.max_text_chars:
+        raise ApiError(413, "text_too_long", f"{name} has {len(text)} characters, more than "
+                                             f"{limits.max_text_chars} (--max-text-chars)")
+    if not text or text.isspace():
+        raise ApiError(422, "empty_text", f"{name} is empty or whitespace-only")
 
 
 def _texts(field: str, value: object, limits: Limits) -> tuple[list[str], list[str | int] | None]:
     if field == "text":
         if not isinstance(value, str):
-            raise _invalid(f"'text' must be a string, not {_kind(value)}")
+            raise invalid(f"'text' must be a string, not {kind(value)}")
         return [value], None
     if not isinstance(value, list):
-        raise _invalid(f"{field!r} must be an array, not {_kind(value)}")
+        raise invalid(f"{field!r} must be an array, not {kind(value)}")
     if not value:
-        raise _invalid(f"{field!r} is empty")
+        raise invalid(f"{field!r} is empty")
     if len(value) > limits.max_texts:
         raise ApiError(413, "too_many_texts", f"{len(value)} texts, more than {limits.max_texts} (--max-texts)")
     if field == "texts":
         for i, text in enumerate(value):
             if not isinstance(text, str):
-                raise _invalid(f"texts[{i}] must be a string, not {_kind(text)}")
+                raise invalid(f"texts[{i}] must be a string, not {kind(text)}")
         return list(value), None
     texts: list[str] = []
     ids: list[str | int] = []
     for i, item in enumerate(value):
         if not isinstance(item, dict) or set(item) != ITEM_FIELDS:
-            raise _invalid(f"items[{i}] must be an object with exactly 'id' and 'text'")
+            raise invalid(f"items[{i}] must be an object with exactly 'id' and 'text'")
         ident, text = item["id"], item["text"]
         if not isinstance(ident, (str, int)) or isinstance(ident, bool):
-            raise _invalid(f"items[{i}].id must be a string or an integer, not {_kind(ident)}")
+            raise invalid(f"items[{i}].id must be a string or an integer, not {kind(ident)}")
         if not isinstance(text, str):
-            raise _invalid(f"items[{i}].text must be a string, not {_kind(text)}")
+            raise invalid(f"items[{i}].text must be a string, not {kind(text)}")
         ids.append(ident)
         texts.append(text)
     return texts, ids
@@ -138,11 +150,11 @@ def _threshold(value: object, binary: bool) -> float | None:
     return float(value)
 
 
-def _invalid(message: str) -> ApiError:
+def invalid(message: str) -> ApiError:
     return ApiError(422, "invalid_request", message)
 
 
-def _kind(value: object) -> str:
+def kind(value: object) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
              float: "a number", type(None): "null"}
     return names.get(type(value), type(value).__name__)

@@ -37,8 +37,28 @@ def document(version: str) -> dict[str, Any]:
                     "503": _error("queue_full (with Retry-After) or shutting_down."),
                     "504": _error("timeout: no answer within the server's --timeout."),
                 }}},
-            "/v1/info": {"get": {"summary": "The model's manifest, as `edge-infer info --format json` prints it.",
-                                 "responses": {"200": {"description": "Manifest plus path and verified.",
+            "/v1/explain": {"post": {
+                "summary": "Each word's contribution to a label's probability, by occlusion (the same JSON as "
+                           "SentimentClassifier.explain(...).to_dict()).",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ExplainRequest"}}}},
+                "responses": {
+                    "200": {"description": "The prediction and one entry per word.", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Explanation"}}}},
+                    "400": _error("invalid_json: the body is not JSON (or not UTF-8)."),
+                    "408": _error("body_timeout: the body did not arrive within the server's --body-timeout."),
+                    "413": _error("body_too_large, text_too_long (--max-text-chars) or too_many_tokens "
+                                  "(--explain-max-tokens)."),
+                    "415": _error("unsupported_media_type: Content-Type is not application/json (UTF-8)."),
+                    "421": _error("host_not_allowed: the Host header is not in --allowed-hosts (every route)."),
+                    "422": _error("invalid_request, empty_text, invalid_label or invalid_window."),
+                    "503": _error("explain_busy (--explain-concurrency explanations running; with Retry-After) "
+                                  "or shutting_down."),
+                    "504": _error("timeout: no answer within the server's --timeout."),
+                }}},
+            "/v1/info": {"get": {"summary": "The model's manifest, as `edge-infer info --format json` prints it, "
+                                            "and the explanation limits (explain).",
+                                 "responses": {"200": {"description": "Manifest plus path, verified and explain.",
                                                        "content": json_doc}}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {"description": "Alive.",
                                                                                "content": json_doc}}}},
@@ -78,6 +98,30 @@ def document(version: str) -> dict[str, Any]:
                 "type": "object", "required": ["model", "predictions"],
                 "properties": {"model": {"type": "string"},
                                "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
+            "ExplainRequest": {
+                "type": "object", "additionalProperties": False, "required": ["text"],
+                "properties": {
+                    "text": {"type": "string", "description": "Not empty or whitespace-only."},
+                    "label": {"type": "string", "description": "The label explained (default: the predicted one)."},
+                    "window": {"type": "integer", "minimum": 1, "maximum": 3, "default": 1,
+                               "description": "Consecutive words left out at a time."},
+                }},
+            "Explanation": {
+                "type": "object",
+                "required": ["label", "score", "scores", "explained_label", "probability", "method", "window",
+                             "offsets", "words"],
+                "properties": {
+                    "label": {"type": "string"}, "score": {"type": "number"},
+                    "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+                    "explained_label": {"type": "string"}, "probability": {"type": "number"},
+                    "method": {"type": "string"}, "window": {"type": "integer"},
+                    "offsets": {"type": "string", "description": "The unit of start/end: code points."},
+                    "words": {"type": "array", "items": {
+                        "type": "object", "required": ["start", "end", "text", "token", "contribution", "seen"],
+                        "properties": {"start": {"type": "integer"}, "end": {"type": "integer"},
+                                       "text": {"type": "string"}, "token": {"type": "string"},
+                                       "contribution": {"type": "number"}, "seen": {"type": "boolean"}}}},
+                }},
             "Error": {
                 "type": "object", "required": ["error"],
                 "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {

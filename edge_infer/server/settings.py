@@ -27,6 +27,8 @@ class Settings:
     max_texts: int = 256
     max_text_chars: int = 100_000
     timeout_s: float = 30.0
+    explain_max_tokens: int = 256
+    explain_concurrency: int = 1
     graceful_timeout_s: float = 30.0
     log_format: str = "text"
     header_timeout_s: float = 5.0
