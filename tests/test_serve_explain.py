@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from conftest import REPO, TINY_SENTENCES
 pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
+import test_serve  # noqa: E402
 from test_serve import Server, _env, _wait_for  # noqa: E402
 
 from edge_infer import SentimentClassifier  # noqa: E402
@@ -39,9 +41,7 @@ def server(default_model_dir: Path) -> Iterator[Server]:
         srv.stop()
 
 
-@pytest.fixture(scope="module")
-def clf(default_model_dir: Path) -> SentimentClassifier:
-    return SentimentClassifier.load(default_model_dir, threads=1)
+clf = test_serve.clf  # the module-scoped classifier fixture (default model, 1 thread)
 
 
 def explain(srv: Server, body: dict | bytes, **kw: Any) -> tuple[int, dict[str, str], Any]:
@@ -172,5 +172,31 @@ def test_explanations_over_the_concurrency_limit_get_503_at_once(seed_model_dir:
             assert status == 200 and doc["method"] == "occlusion"
         status, _, doc = explain(srv, {"text": TINY_SENTENCES[1]})  # the slot is free again
         assert status == 200
+    finally:
+        srv.stop()
+
+
+def test_a_timed_out_explanation_keeps_its_slot_until_it_ends(seed_model_dir: Path):
+    # Each explanation takes 5 s (test pause), requests give up after 1 s: 504, and the slot stays taken.
+    srv = Server("--model", str(seed_model_dir), "--threads", "1", "--timeout", "1", pause=5.0)
+    try:
+        status, _, doc = explain(srv, {"text": TINY_SENTENCES[0]})
+        assert status == 504 and doc["error"]["code"] == "timeout", doc
+        status, _, doc = explain(srv, {"text": TINY_SENTENCES[1]})
+        assert status == 503 and doc["error"]["code"] == "explain_busy", doc
+    finally:
+        srv.stop()
+
+
+def test_sigterm_lets_a_running_explanation_finish(seed_model_dir: Path):
+    srv = Server("--model", str(seed_model_dir), "--threads", "1", pause=1.0)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(explain, srv, {"text": TINY_SENTENCES[2]})
+            _wait_for(srv, "edge_infer_requests_in_flight 2")
+            srv.proc.send_signal(signal.SIGTERM)
+            status, _, doc = running.result(timeout=30)
+        assert status == 200 and doc["label"] == "negative", doc
+        assert srv.proc.wait(20) == 0
     finally:
         srv.stop()

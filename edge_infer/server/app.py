@@ -178,6 +178,10 @@ def shutting_down() -> ApiError:
     return ApiError(503, "shutting_down", "the server is shutting down", {"Connection": "close"})
 
 
+def no_answer(timeout_s: float) -> ApiError:
+    return ApiError(504, "timeout", f"no answer within {timeout_s:g} s (--timeout)")
+
+
 def _prediction(p: Prediction) -> dict[str, Any]:
     return {"label": p.label, "score": p.score, "scores": p.scores}
 
@@ -255,7 +259,7 @@ def routes(state: ServerState) -> list[Route]:
         except Closed:
             raise shutting_down() from None
         except asyncio.TimeoutError:
-            raise ApiError(504, "timeout", f"no answer within {settings.timeout_s:g} s (--timeout)") from None
+            raise no_answer(settings.timeout_s) from None
         if req.ids is not None:
             answers = [{"id": ident, **answer} for ident, answer in zip(req.ids, answers)]
         return json_response({"model": model_name, "predictions": answers})
@@ -274,7 +278,7 @@ def routes(state: ServerState) -> list[Route]:
         except Closed:
             raise shutting_down() from None
         except asyncio.TimeoutError:
-            raise ApiError(504, "timeout", f"no answer within {settings.timeout_s:g} s (--timeout)") from None
+            raise no_answer(settings.timeout_s) from None
 
     info_doc = {**loaded.info, "explain": explaining.info(settings.explain_max_tokens, settings.explain_concurrency)}
 
