@@ -114,3 +114,68 @@ def test_the_python_api_block_prints_what_it_shows(path: Path, tmp_path: Path, m
         assert same_output(shown, repr(value)), f"{path.name} shows {shown!r}; the model gives {value!r}"
     if "reviews.txt" in block:
         assert len(printed.getvalue().splitlines()) == 2  # the loop printed one line per review
+
+
+def test_the_everyday_text_table_is_the_domains_bench_result():
+    """README's short per-domain table shows bench/results/domains.json (written by bench/domains.py), to the
+    digits printed; the model card shows the same accuracies."""
+    import json
+
+    from bench.general_data import SPLIT_TITLES
+
+    results = json.loads((REPO / "bench" / "results" / "domains.json").read_text())["results"]
+    figure = {(r["model"], r["split"]): r for r in results}
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("**Everyday text**", 1)[1].split("\n\n", 2)[1]
+    columns = {"`general`": "general", "`imdb` (default)": "default", "fastText bigrams": "fastText", "VADER": "VADER"}
+    header, _, *rows = section.strip().splitlines()
+    names = [columns[c.strip()] for c in header.strip("|").split("|")[2:]]
+    titles = {title: split for split, title in SPLIT_TITLES.items()}
+    assert sorted(titles[r.split("|")[1].strip()] for r in rows) == sorted(SPLIT_TITLES)
+    card = (REPO / "docs" / "models" / "general.md").read_text()
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        split = titles[cells[0]]
+        assert cells[1] == f"{figure[('general', split)]['rows']:,}"
+        for name, cell in zip(names, cells[2:]):
+            accuracy, ece = figure[(name, split)]["accuracy"], figure[(name, split)]["ece"]
+            assert cell == f"{100 * accuracy:.2f} % / {ece:.3f}", (split, name)
+        assert f"| {cells[0]} | {cells[1]} | {100 * figure[('general', split)]['accuracy']:.2f} % |" in card
+
+
+def test_the_behaviour_figures_are_the_behaviour_bench_result():
+    """The README's behaviour sentence quotes bench/results/behaviour.md's `general` column."""
+    table = (REPO / "bench" / "results" / "behaviour.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| test |"))
+    column = [c.strip() for c in header.strip("|").split("|")].index("general")
+
+    def rate(test_prefix: str) -> float:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {test_prefix}"))
+        return float(row.strip("|").split("|")[column].split("%")[0])
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f'misses "not good" in {rate("negation of positive"):.1f} %' in readme
+    assert f'reads "not bad" as negative in {rate("negation of negative"):.1f} %' in readme
+    swaps = [rate(f"invariance: {kind}") for kind in ("person's name", "place", "nationality", "religion", "race",
+                                                      "sexual orientation")]
+    assert f"in {min(swaps):.0f}-{max(swaps):.0f} %" in readme
+
+
+@requires_default_model
+def test_the_model_card_shows_what_both_models_say_on_the_six_sentences():
+    """docs/models/general.md's table of issue 21's six sentences is what `predict` prints, label and score
+    rounded to the digits shown (with :data:`SLACK`)."""
+    from edge_infer import SentimentClassifier
+
+    card = (REPO / "docs" / "models" / "general.md").read_text()
+    section = card.split("## The six sentences of issue 21", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line[2:5] not in ("tex", "---")]
+    assert len(rows) == 6
+    models = {name: SentimentClassifier.load(REPO / "models" / folder)
+              for name, folder in (("general", "general"), ("imdb", "default"))}
+    for row in rows:
+        text, *cells = [c.strip() for c in row.strip("|").split("|")]
+        for (name, clf), cell in zip(models.items(), cells):
+            got = clf.predict(text)
+            shown = cell.removesuffix(" (wrong)")
+            assert same_output(shown, f"{got.label} {got.score:.6f}"), (name, text, shown, got)
