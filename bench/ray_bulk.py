@@ -96,12 +96,10 @@ def with_ray(model: str, src: Path, out: Path, actors: int) -> tuple[float, floa
     """(Ray start seconds, job seconds: read, actors' model loads, score, write) on a fresh local Ray."""
     import ray
 
-    from edge_infer.integrations.ray import score_dataset
+    from edge_infer.integrations.ray import score_dataset, start_local_ray
 
     start = time.perf_counter()
-    ray.init(address="local", num_cpus=actors + 1, include_dashboard=False, object_store_memory=300 << 20,
-             _node_ip_address="127.0.0.1", log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    start_local_ray(actors + 1, 300 << 20, {"env_vars": {"PYTHONPATH": str(REPO)}})
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     ray.data.DataContext.get_current().enable_progress_bars = False
     started = time.perf_counter()

@@ -54,6 +54,9 @@ class ModelError(Exception):
         self.reason = message
         super().__init__(f"{self.path}: {message}")
 
+    def __reduce__(self) -> tuple[type[ModelError], tuple[Path, str]]:
+        return type(self), (self.path, self.reason)  # picklable: a Ray worker's refusal reaches the driver as is
+
 
 class ManifestError(ModelError):
     """``manifest.json`` is missing, not JSON, or does not follow the contract (docs/artifacts.md)."""

@@ -21,7 +21,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 from conftest import REPO, SEED_MODEL, TINY_SENTENCES  # noqa: E402
 
 from edge_infer.classifier import SentimentClassifier  # noqa: E402
-from edge_infer.integrations.ray import BatchScorer, score_dataset  # noqa: E402
+from edge_infer.integrations.ray import BatchScorer, score_dataset, start_local_ray, task_cause  # noqa: E402
+from edge_infer.model_folder import IntegrityError  # noqa: E402
 
 STARS_MODEL = REPO / "models" / "stars"
 ROWS = 2000
@@ -36,13 +37,12 @@ def _reviews(n: int, seed: int = 7) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """A local Ray (2 CPUs, no dashboard, 200 MB object store, 127.0.0.1); yields its GCS address."""
-    ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 << 20,
-                   _node_ip_address="127.0.0.1", log_to_driver=False,
-                   runtime_env={"env_vars": {"PYTHONPATH": _env()["PYTHONPATH"]}})  # workers import this checkout
+    """A local Ray (2 CPUs, no dashboard, 200 MB object store); yields its GCS address."""
+    address = start_local_ray(2, 200 << 20, {"env_vars": {"PYTHONPATH": _env()["PYTHONPATH"]}})  # this checkout
     ray.data.DataContext.get_current().execution_options.preserve_order = True
+    ray.data.DataContext.get_current().raise_original_map_exception = True  # as the CLI: task_cause finds it
     try:
-        yield ctx.address_info["gcs_address"]
+        yield address
     finally:
         ray.shutdown()
 
@@ -133,8 +133,9 @@ def test_a_worker_that_cannot_verify_the_model_fails_the_job(cluster: str, tmp_p
     ds = ray.data.from_arrow(pa.table({"text": ["A wonderful film."] * 8}))
     scored = score_dataset(ds, model=folder, concurrency=1)  # verified here, on the driver
     _flip_and_fix(folder)  # ... then changed before any actor starts
-    with pytest.raises(Exception, match="differs from the model that was pickled"):
+    with pytest.raises(Exception, match="differs from the model that was pickled") as failure:
         scored.take_all()
+    assert isinstance(task_cause(failure.value), IntegrityError)  # the type, through Ray's public RayTaskError.cause
 
 
 # ---------------------------------------------------------------------------- CLI

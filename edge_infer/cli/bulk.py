@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import sys
 import time
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -43,11 +46,16 @@ def bulk(
                                                      "or host:port); default: start a local Ray.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", min=1, max=1 << 20,
                                             help="Rows per batch.")] = 512,
+    prefix: Annotated[str, typer.Option("--prefix", metavar="TEXT",
+                                        help="Put TEXT before the result columns' names (e.g. 'pred_': "
+                                             "pred_label, pred_score, pred_error), for inputs that already "
+                                             "have such columns.")] = "",
 ) -> None:
     """Add label, score (score_LABEL for more than two labels) and error columns to every row; rows keep their
     input order. Rows whose text is null, empty or not a string get a null label and an error, and are
-    counted (exit 1); the job goes on. Ray shows its progress on standard error; a summary line ends on
-    standard output.
+    counted (exit 1); the job goes on. Input columns named like a result column are refused (see --prefix).
+    OUTPUT appears only when the job succeeded; until then the parts are written to OUTPUT.partial. Ray
+    shows its progress on standard error; a summary line ends on standard output.
     """
     if len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUTPUT folder", param_hint="'INPUT... OUTPUT'")
@@ -55,13 +63,12 @@ def bulk(
         raise typer.BadParameter("must differ from --text-column", param_hint="'--id-column'")
     files, fmt = input_files(paths[:-1])
     output = output_path(Path(paths[-1]), "'OUTPUT'", folder=True)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise typer.BadParameter(f"{display_name(str(output))}: exists and is not an empty folder",
-                                 param_hint="'OUTPUT'")
+    _check_output(output)
     try:
         import ray
 
-        from edge_infer.integrations.ray import score_dataset
+        from edge_infer.integrations import bulk_inputs
+        from edge_infer.integrations import ray as integration
     except ImportError:
         err(INSTALL_HINT)
         raise typer.Exit(exit_codes.USAGE) from None
@@ -69,22 +76,31 @@ def bulk(
     from edge_infer.model_folder import ModelError
 
     try:  # fail before starting Ray when the model is unusable here
-        SentimentClassifier.load(model_path(model), quantized=int8, threads=1)
+        labels = SentimentClassifier.load(model_path(model), quantized=int8, threads=1).labels
     except ModelError as exc:
         err(str(exc))
         raise typer.Exit(exit_codes.MODEL) from None
-    start = time.perf_counter()
-    _init_ray(ray, address, actors)
+    keep = [id_column] if id_column else None
     try:
-        size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
-        ds = _read(ray, files, fmt, text_column, id_column)
-        keep = [id_column] if id_column else None
-        scored = score_dataset(ds, text_column, model_path(model), quantized=int8, threads=1, concurrency=size,
-                               batch_size=batch_size, keep_columns=keep)
-        rows, bad = _run(scored, output)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted; the output folder is incomplete") from None
+        plan = bulk_inputs.plan_inputs(files, fmt, text_column, keep)
+    except bulk_inputs.InputFileError as exc:
+        err(f"{display_name(exc.name)}: {exc.reason}")
+        raise typer.Exit(exit_codes.USAGE) from None
+    schema = integration.output_schema(plan.schema, labels, keep, prefix)
+    clash = integration.collisions(keep or plan.schema.names, labels, prefix)
+    if clash:
+        err(f"the input has column(s) {', '.join(map(repr, clash))}, which the results would overwrite: "
+            "give --prefix (e.g. --prefix pred_), or keep only --id-column")
+        raise typer.Exit(exit_codes.USAGE)
+    start = time.perf_counter()
+    size = _start_ray(ray, integration, address, actors)
+    try:
+        _configure_ray_data(ray)
+        ds = integration.read_inputs(files, plan, rows_per_read=4 * batch_size)
+        scored = integration.score_dataset(ds, text_column, model_path(model), quantized=int8, threads=1,
+                                           concurrency=size, batch_size=batch_size, keep_columns=keep,
+                                           rows_per_block=None, prefix=prefix)
+        rows, bad = _run(scored, output, schema, f"{prefix}error")
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - start
@@ -118,99 +134,127 @@ def input_files(inputs: list[str]) -> tuple[list[str], str]:
     return [os.path.abspath(f) for f in files], str(kinds.pop())
 
 
-def _init_ray(ray: Any, address: str | None, actors: int | None) -> None:
-    """Join the cluster at ``address``, or start a local Ray on 127.0.0.1 (one CPU more than the actors,
-    for reading and writing)."""
+def _check_output(output: Path) -> None:
+    """OUTPUT must be new or an empty folder, and no ``OUTPUT.partial`` may be in the way."""
+    from edge_infer.integrations.bulk_output import partial_path
+
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise typer.BadParameter(f"{display_name(str(output))}: exists and is not an empty folder",
+                                 param_hint="'OUTPUT'")
+    partial = partial_path(output)
+    if os.path.lexists(partial):
+        raise typer.BadParameter(f"{display_name(str(partial))} exists (left by an interrupted or failed run?): "
+                                 "remove it, or choose another OUTPUT", param_hint="'OUTPUT'")
+
+
+def _cores() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under taskset or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        err(f"{name}={value!r}: not a number")
+        raise typer.Exit(exit_codes.USAGE) from None
+
+
+def _start_ray(ray: Any, integration: Any, address: str | None, actors: int | None) -> int:
+    """Join the cluster at ``address``, or start a local Ray with one CPU per actor (the readers reserve no
+    CPU, so the actors cannot starve them); returns the number of actors."""
     env = {"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}} if os.environ.get("PYTHONPATH") else None
-    if address is not None:
-        ray.init(address=address, runtime_env=env, log_to_driver=False)
-        return
-    cpus = (actors or os.cpu_count() or 1) + 1
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             object_store_memory=int(os.environ.get("EDGE_INFER_RAY_STORE", 256 << 20)), log_to_driver=False)
+    if address is None:
+        size = actors or _cores()
+        integration.start_local_ray(size, int(_env_number("EDGE_INFER_RAY_STORE", 256 << 20)), env)
+        return size
+    try:
+        integration.join_cluster(address, env, _env_number("EDGE_INFER_RAY_CONNECT_TIMEOUT", 60))
+    except ConnectionError as exc:
+        err(f"--address {display_name(str(exc))}")
+        if isinstance(exc, integration.ConnectTimeout):  # Ray's thread would go on logging, and block the exit
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exit_codes.USAGE)
+        raise typer.Exit(exit_codes.USAGE) from None
+    return actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def _read(ray: Any, files: list[str], fmt: str, text_column: str, id_column: str | None) -> Dataset:
-    if fmt == "parquet":
-        return ray.data.read_parquet(files)
-    if fmt == "csv":
-        import pyarrow as pa
-        from pyarrow import csv
-
-        types = {name: pa.string() for name in (text_column, id_column) if name}
-        return ray.data.read_csv(files, convert_options=csv.ConvertOptions(column_types=types),
-                                 file_extensions=None)
-    return ray.data.read_json(files, lines=True, file_extensions=None)
+class _DropErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
 
 
-def _run(scored: Dataset, output: Path) -> tuple[int, int]:
+def _configure_ray_data(ray: Any) -> None:
+    """Keep the input order; let a worker's exception reach this process as itself (not wrapped in Ray's
+    UserCodeException), and keep Ray Data's error records off the terminal: they are the tracebacks of a
+    failure this command reports in one line (Ray Data still writes them to its log files). Only documented
+    DataContext fields and the logger "ray.data"; its progress lines (INFO) still show."""
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.raise_original_map_exception = True
+    for handler in logging.getLogger("ray.data").handlers:
+        if getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
+            handler.addFilter(_DropErrors())
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")  # readers: 1 block per file
+
+
+def _run(scored: Dataset, output: Path, schema: Any, error_column: str) -> tuple[int, int]:
     """Execute, writing the batches in the dataset's order from this process; returns (rows, bad rows).
 
-    A model refused by a worker is exit 3; a missing column or unreadable input exit 2.
+    The parts go to OUTPUT.partial, renamed to OUTPUT at the end. On Ctrl-C or a failure OUTPUT is not
+    created and the message says where the rows written so far are.
     """
     import pyarrow.compute as pc
 
+    from edge_infer.integrations.bulk_output import PartsWriter
+
     rows = bad = 0
-    writer = _Parts(output)
+    writer = PartsWriter(output, schema)
     try:
         for arrow in scored.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=2):
             batch: Any = arrow
             writer.write(batch)
             rows += batch.num_rows
-            bad += int(pc.sum(pc.is_valid(batch.column("error"))).as_py() or 0)
-    except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's exception; classify it by its text
-        _worker_failure(exc)
-        raise
-    finally:
-        writer.close()
+            bad += int(pc.sum(pc.is_valid(batch.column(error_column))).as_py() or 0)
+        writer.commit()
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {_not_written(output, writer)}") from None
+    except Exception as exc:  # noqa: BLE001 - every failure leaves the output marked, then one line
+        _failed(exc, _not_written(output, writer))
     return rows, bad
 
 
-def _worker_failure(exc: Exception) -> None:
-    """Exit with the documented code when ``exc`` is a known failure inside a Ray worker."""
-    text = str(exc)
-    for marker, code in (("IntegrityError", exit_codes.MODEL), ("ManifestError", exit_codes.MODEL),
-                         ("ModelError", exit_codes.MODEL), ("KeyError: \"no column", exit_codes.USAGE),
-                         ("ArrowInvalid", exit_codes.USAGE), ("FileNotFoundError", exit_codes.USAGE)):
-        line = next((ln.strip() for ln in text.splitlines() if marker in ln), None)
-        if line is not None:
-            err(f"a Ray worker failed: {line}")
-            raise typer.Exit(code) from None
+def _not_written(output: Path, writer: Any) -> str:
+    name = display_name(str(output))
+    if writer.abandon():
+        return (f"{name} was not written; the {writer.rows} rows written so far are in "
+                f"{display_name(str(writer.partial))} (incomplete)")
+    return f"{name} was not written"
 
 
-class _Parts:
-    """``part-00000.parquet``, ``part-00001.parquet``... in ``folder``: a new file every ``FILE_ROWS`` rows or
-    when a batch's schema cannot be cast to the open file's."""
+def _failed(exc: Exception, where: str) -> NoReturn:
+    """One line for a failed job, with the documented exit code: chosen by the type of the exception raised in
+    the Ray worker (``RayTaskError.cause``), never by the text of its traceback."""
+    from edge_infer.integrations.bulk_inputs import InputFileError
+    from edge_infer.integrations.ray import task_cause
+    from edge_infer.model_folder import ModelError
 
-    FILE_ROWS = 1_000_000
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.count = 0
-        self.rows = 0
-        self.writer: Any = None
-
-    def write(self, batch: Any) -> None:
-        import pyarrow.parquet as pq
-
-        if batch.num_rows == 0:
-            return
-        if self.writer is not None and batch.schema != self.writer.schema:
-            try:
-                batch = batch.cast(self.writer.schema)
-            except (ValueError, TypeError, NotImplementedError, KeyError):  # another schema: another file
-                self.close()
-        if self.writer is not None and self.rows >= self.FILE_ROWS:
-            self.close()
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.folder / f"part-{self.count:05d}.parquet", batch.schema)
-            self.count += 1
-            self.rows = 0
-        self.writer.write_table(batch)
-        self.rows += batch.num_rows
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+    cause = task_cause(exc)
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0] if lines else ''}"
+    if isinstance(cause, InputFileError):
+        err(f"{display_name(cause.name)}: {cause.reason}; {where}")
+        raise typer.Exit(exit_codes.USAGE)
+    if isinstance(cause, ModelError):
+        err(f"a Ray worker refused the model: {text}; {where}")
+        raise typer.Exit(exit_codes.MODEL)
+    if isinstance(cause, OSError) and cause is exc:  # on this machine: writing the output
+        err(f"{text}; {where}")
+        raise typer.Exit(exit_codes.USAGE)
+    err(f"a Ray worker failed: {text}; {where}")
+    raise typer.Exit(exit_codes.INTERNAL)
