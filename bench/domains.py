@@ -4,8 +4,8 @@ Splits (``bench/general_data.py``, binary rows only): Amazon test, Yelp test, tw
 SST-2 dev and the 25,000 IMDB test reviews. Models: every folder given with --model (default: every shipped
 folder under models/ with the labels negative, positive); VADER (score = (compound + 1) / 2, positive when
 compound >= 0); fastText (word bigrams) trained here on the training rows of ``general_data.training_rows``,
-shuffled and seeded, one thread. The figures are ``edge-infer evaluate``'s (``build_report``): ECE over 10
-equal-width bins of the winning label's confidence.
+shuffled and seeded, one thread. The figures are ``edge-infer evaluate``'s (``edge_infer.evaluation.evaluate``):
+ECE over 10 equal-width bins of the winning label's confidence.
 
     python bench/domains.py [--model PATH ...] [--sample N] [--imdb-sample N] [--train-sample N] [--out FILE]
 
@@ -33,7 +33,8 @@ for _path in (ROOT, ROOT / "bench"):
 import general_data  # noqa: E402
 import reference_models as refs  # noqa: E402
 
-from edge_infer.cli.evaluate import build_report  # noqa: E402
+from edge_infer.evaluation import evaluate  # noqa: E402
+from edge_infer.task import Task  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "domains.md"
 SPLITS = tuple(name for name, _, _ in general_data.HELD_OUT)
@@ -63,9 +64,7 @@ def measure(scorer: refs.Scorer, split: str, rows: general_data.Rows) -> Figures
     p = np.asarray(scorer.score(rows.texts), dtype=np.float64)
     seconds = time.perf_counter() - started
     y = np.asarray(rows.labels, dtype=np.int64)
-    predicted = (p >= scorer.threshold).astype(np.int64)
-    report = build_report(general_data.LABELS, y, predicted, np.stack([1.0 - p, p], axis=1),
-                          threshold=scorer.threshold, positive=None, target=None)
+    report = evaluate(Task(general_data.LABELS, scorer.threshold), y, np.stack([1.0 - p, p], axis=1))
     return Figures(scorer.name, split, len(rows), report["accuracy"], report["macro_f1"], report["ece"], seconds)
 
 

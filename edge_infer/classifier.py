@@ -30,6 +30,8 @@ from edge_infer.model_folder import (
     read_verified,
     verify_file,
 )
+from edge_infer.reading import Keep, byte_budget, keep_side
+from edge_infer.task import Task, is_blank
 from edge_infer.tokenizer import Tokenizer, Vocabulary
 
 K = TypeVar("K")
@@ -160,9 +162,14 @@ class SentimentClassifier:
         return self.manifest.labels
 
     @property
+    def task(self) -> Task:
+        """What the output means: labels, binary or N, threshold, decision rule (:class:`edge_infer.task.Task`)."""
+        return self.manifest.task
+
+    @property
     def binary(self) -> bool:
         """Two labels: ``score`` = P(``labels[1]``) and ``threshold`` decides; else the most probable label wins."""
-        return self.manifest.binary
+        return self.task.binary
 
     @property
     def threshold(self) -> float:
@@ -172,6 +179,17 @@ class SentimentClassifier:
     @property
     def max_len(self) -> int:
         return self.manifest.tokenizer.max_len
+
+    @property
+    def byte_budget(self) -> int:
+        """Bytes of a long text worth reading: enough for ``max_len`` tokens of any ordinary text
+        (:func:`edge_infer.reading.byte_budget`); readers may clip a text to this many."""
+        return byte_budget(self.max_len)
+
+    @property
+    def keep(self) -> Keep:
+        """The end of a long text the model reads: ``"tail"`` when it truncates at the start, else ``"head"``."""
+        return keep_side(self.manifest.tokenizer.truncating)
 
     # ------------------------------------------------------------------ inference
 
@@ -211,7 +229,7 @@ class SentimentClassifier:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
-        self._threshold(threshold)  # a bad argument fails here, before anything is read
+        self.task.check_threshold(threshold)  # a bad argument fails here, before anything is read
         return self._batches(iter(pairs), batch_size, threshold)
 
     def _batches(self, pairs: Iterator[tuple[K, str]], batch_size: int,
@@ -222,17 +240,10 @@ class SentimentClassifier:
 
     def predictions(self, probabilities: np.ndarray, *, threshold: float | None = None) -> list[Prediction]:
         """Turn a ``[n, len(labels)]`` array of class probabilities into predictions (input order)."""
-        cut = self._threshold(threshold)
-        out = []
-        for row in np.asarray(probabilities, dtype=np.float64):
-            scores = {label: float(p) for label, p in zip(self.labels, row)}
-            if self.binary:
-                label = self.labels[1] if row[1] >= cut else self.labels[0]
-                out.append(Prediction(label, float(row[1]), scores))
-            else:
-                best = int(np.argmax(row))
-                out.append(Prediction(self.labels[best], float(row[best]), scores))
-        return out
+        rows = np.asarray(probabilities, dtype=np.float64)
+        chosen, scores = self.task.decide(rows, threshold)
+        return [Prediction(self.labels[i], float(score), {label: float(p) for label, p in zip(self.labels, row)})
+                for i, score, row in zip(chosen.tolist(), scores.tolist(), rows)]
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """P(``labels[1]``) for each text of a two-label model, as a float array in the input order."""
@@ -245,17 +256,14 @@ class SentimentClassifier:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"text {i} is a {type(t).__name__}, not a str")
-            if not t or t.isspace():
+            if is_blank(t):
                 raise ValueError(f"text {i} is empty or whitespace-only")
         return self.probabilities_for_ids([self.tokenizer.ids(t) for t in texts])
 
     def probabilities_for_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Class probabilities for already-tokenized (and truncated) id sequences, batched by length."""
-        out = self._scorer.outputs(sequences) if sequences else np.empty((0, 1))
-        if self.binary:
-            p = out[:, 0]
-            return np.stack([1.0 - p, p], axis=1)
-        return out
+        out = self._scorer.outputs(sequences) if sequences else np.empty((0, self.task.width))
+        return self.task.probabilities(out)
 
     def scores_for_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """P(``labels[1]``) of a two-label model for already-tokenized id sequences."""
@@ -272,16 +280,6 @@ class SentimentClassifier:
         with the square of that count). Raises like :meth:`predict` for an empty text.
         """
         return occlusion(self, self._scorer.run_batch, text, label=label, max_tokens=max_tokens, window=window)
-
-    def _threshold(self, threshold: float | None) -> float:
-        if threshold is None:
-            return self.threshold
-        if not self.binary:
-            raise ValueError("threshold applies to two-label models only")
-        cut = float(threshold)
-        if not 0.0 <= cut <= 1.0:  # also refuses NaN
-            raise ValueError("threshold must be within [0, 1]")
-        return cut
 
     def __repr__(self) -> str:
         kind = "int8" if self.quantized else "fp32"
@@ -330,6 +328,15 @@ def verify(model: str | os.PathLike[str] | None = None) -> Manifest:
     return manifest
 
 
+def info_document(manifest: Manifest) -> dict[str, Any]:
+    """What ``edge-infer info --format json`` prints and ``GET /v1/info`` answers for a manifest that :func:`verify`
+    returned: the manifest plus ``path`` (its ``manifest.json``) and ``verified``."""
+    doc = manifest.to_dict()
+    doc["path"] = os.fspath(manifest.directory / MANIFEST_NAME)
+    doc["verified"] = True
+    return doc
+
+
 def _tokenizer(manifest: Manifest, vocab_bytes: bytes) -> Tokenizer:
     path = manifest.path_of(VOCAB)
     try:
@@ -348,7 +355,7 @@ def _verified_session(manifest: Manifest, key: str, model_bytes: bytes, threads:
         session = new_session(model_bytes, threads)
         check_signature(session, input_name=manifest.input_name, output_name=manifest.output_name,
                         max_len=manifest.tokenizer.max_len, dynamic_length=manifest.dynamic_length,
-                        classes=1 if manifest.binary else len(manifest.labels))
+                        classes=manifest.task.width)
     except SessionError as exc:
         raise IntegrityError(path, str(exc)) from None
     check_onnx_metadata(manifest, key, session_metadata(session))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from edge_infer.task import is_blank
 from edge_infer.tokenizer import Tokenizer, tokenize_with_offsets, truncate
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def occlusion(model: Model, run: Run, text: str, *, label: str | None = None, ma
     """
     if not isinstance(text, str):
         raise TypeError(f"text is a {type(text).__name__}, not a str")
-    if not text or text.isspace():
+    if is_blank(text):
         raise ValueError("the text is empty or whitespace-only")
     if label is not None and label not in model.labels:
         raise ValueError(f"label must be one of {', '.join(map(repr, model.labels))}, not {label!r}")

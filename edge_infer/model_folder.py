@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from edge_infer.storage import atomic_write_text, describe_mode
+from edge_infer.task import Task, is_model_threshold
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID
 
 FORMAT = "edge-infer-model"
@@ -150,9 +151,14 @@ class Manifest:
         return self.directory / self.files[key].path
 
     @property
+    def task(self) -> Task:
+        """What the output means: labels, binary or N, width, threshold, decision (:mod:`edge_infer.task`)."""
+        return Task(self.labels, self.threshold)
+
+    @property
     def binary(self) -> bool:
         """Two labels: the output is P(``labels[1]``) and ``threshold`` decides. Otherwise argmax of N."""
-        return len(self.labels) == 2
+        return self.task.binary
 
     @property
     def has_int8(self) -> bool:
@@ -243,7 +249,7 @@ class Manifest:
         r.check(len(labels) >= 2 and all(isinstance(x, str) and x for x in labels) and len(set(labels)) == len(labels),
                 "labels must be two or more different non-empty strings")
         threshold = r.number(raw, "threshold")
-        r.check(0.0 < threshold < 1.0, "threshold must be within (0, 1)")
+        r.check(is_model_threshold(threshold), "threshold must be within (0, 1)")
         spec = _tokenizer_spec(r, r.get(raw, "tokenizer", dict))
 
         inp = r.get(raw, "input", dict)

@@ -16,6 +16,8 @@ import stat
 import sys
 from typing import BinaryIO, Literal
 
+from edge_infer.task import is_blank
+
 Keep = Literal["head", "tail"]
 
 _MIN_BUDGET = 16 * 1024
@@ -148,7 +150,7 @@ def read_text(stream: BinaryIO, budget: int, keep: Keep, name: str = "<input>") 
         raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
     text = decode_text(data, offset=offset, cut_start=cut and keep == "tail", cut_end=cut and keep == "head",
                        name=name)
-    if not text.strip():
+    if is_blank(text):
         raise InputError(name, "empty file" if not data else "no text (only whitespace)")
     return text
 

@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import REPO, requires_default_model
+from conftest import REPO, copy_exported, requires_default_model
 
 from edge_infer import SentimentClassifier
 from edge_infer.reading import byte_budget
@@ -304,6 +304,56 @@ def test_info(model: str):
         assert needle in proc.out, needle
     doc = json.loads(run("info", "--model", model, "--format", "json").out)
     assert doc["verified"] is True and doc["tokenizer"]["max_len"] == 200
+
+
+STARS = REPO / "models" / "stars"
+
+
+def three_label_model(folder: Path) -> Path:
+    """models/stars cut to its first three labels: its fp32 graph with a Slice on the output (no int8)."""
+    import hashlib
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    copy_exported(STARS, folder)
+    doc = json.loads((folder / "manifest.json").read_text())
+    graph_path = folder / doc["files"]["fp32"]["path"]
+    graph = onnx.load(os.fspath(graph_path))
+    out = doc["output"]["name"]
+    for node in graph.graph.node:
+        node.output[:] = [f"{out}_four" if name == out else name for name in node.output]
+    import numpy as np
+
+    graph.graph.initializer.extend([numpy_helper.from_array(np.array([v], dtype=np.int64), name)
+                                    for name, v in (("cut_start", 0), ("cut_end", 3), ("cut_axis", 1))])
+    graph.graph.node.append(helper.make_node("Slice", [f"{out}_four", "cut_start", "cut_end", "cut_axis"], [out]))
+    graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 3
+    onnx.save(graph, os.fspath(graph_path))
+    data = graph_path.read_bytes()
+    (folder / doc["files"]["int8"]["path"]).unlink()
+    del doc["files"]["int8"]
+    doc["files"]["fp32"].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    doc["labels"] = doc["labels"][:3]
+    (folder / "manifest.json").write_text(json.dumps(doc))
+    return folder
+
+
+@pytest.mark.skipif(not (STARS / "manifest.json").is_file(), reason="models/stars is not exported")
+def test_info_describes_two_three_and_four_labels(tmp_path: Path):
+    """A model of N > 2 labels is argmax of N: no 'score = P(...)', no threshold (the 4-label stars model
+    was described as 'labels 1-2 / 3-4 (score = P(3-4), threshold 0.5)')."""
+    three = three_label_model(tmp_path / "three")
+    cases = [(REPO / "models" / "seed", "negative / positive  (score = P(positive), threshold 0.5)"),
+             (three, "1-2 / 3-4 / 7-8  (3 classes: the most probable wins)"),
+             (STARS, "1-2 / 3-4 / 7-8 / 9-10  (4 classes: the most probable wins)")]
+    for folder, described in cases:
+        proc = run("info", "--model", os.fspath(folder))
+        assert proc.returncode == 0, proc.err
+        line = next(x for x in proc.out.splitlines() if x.startswith("labels "))
+        assert line.split(None, 1)[1] == described, folder
+    three_clf = SentimentClassifier.load(three)
+    assert three_clf.labels == ("1-2", "3-4", "7-8") and three_clf.predict("A fine film.").label in three_clf.labels
 
 
 @requires_default_model

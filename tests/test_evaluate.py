@@ -338,12 +338,14 @@ def test_options_for_two_labels_are_usage_errors_on_three():
 
 
 def test_three_label_report():
-    from edge_infer.cli.evaluate import build_report, text_lines
+    from edge_infer.cli.evaluate import text_lines
+    from edge_infer.evaluation import evaluate
+    from edge_infer.task import Task
 
     labels = ("bad", "meh", "good")
     probs = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6], [0.4, 0.35, 0.25]])
     y_true = np.array([0, 1, 2, 2])
-    report = build_report(labels, y_true, probs.argmax(axis=1), probs, threshold=None, positive=None, target=None)
+    report = evaluate(Task(labels, 0.5), y_true, probs)
     assert report["roc_auc"] is None and report["accuracy"] == 0.75
     assert report["confusion_matrix"]["matrix"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
     report["model"] = {"name": "m", "path": "m", "int8": False, "labels": list(labels)}
@@ -430,7 +432,7 @@ def test_import_predict_and_evaluate_do_not_load_matplotlib(seed_model_dir: Path
 
 
 def test_predict_threshold_is_short_and_reproduces_the_split():
-    from edge_infer.cli.evaluate import predict_threshold
+    from edge_infer.evaluation import predict_threshold
 
     s = np.array([0.1, 0.41234, 0.41871, 0.9])
     assert predict_threshold(s, s >= 0.41871) == 0.418  # the shortest decimal in (0.41234, 0.41871]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from edge_infer.cli.options import (
     output_path,
     threshold_option,
 )
+from edge_infer.task import is_blank
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,12 +54,6 @@ class Item(NamedTuple):
     text: str | None
     label: str | None
     error: str | None
-
-
-def _probability(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise typer.BadParameter("must be a number from 0 to 1")
-    return value
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -94,10 +88,10 @@ def evaluate(
                                            "existing folder, nothing else. Needs matplotlib: "
                                            'pip install "edge-infer[plot]".')] = None,
     target_precision: Annotated[float | None, typer.Option(
-        "--target-precision", metavar="P", callback=_probability,
+        "--target-precision", metavar="P", callback=threshold_option,
         help="Two labels: report the smallest threshold whose precision for the positive label is >= P.")] = None,
     target_recall: Annotated[float | None, typer.Option(
-        "--target-recall", metavar="R", callback=_probability,
+        "--target-recall", metavar="R", callback=threshold_option,
         help="Two labels: report the largest threshold whose recall for the positive label is >= R.")] = None,
     positive: Annotated[str | None, typer.Option(
         "--positive", metavar="LABEL", help="The positive label for --target-* (default: labels[1]).")] = None,
@@ -113,6 +107,8 @@ def evaluate(
     reachable" when no threshold reaches the target on this data). The data is held in memory.
     """
     import numpy as np
+
+    from edge_infer import evaluation
 
     kind = _kind(jsonl, csv_, lines)
     target = _target(target_precision, target_recall)
@@ -130,10 +126,8 @@ def evaluate(
     except KeyboardInterrupt:
         raise Interrupted("interrupted; nothing was reported") from None
     y_true = np.array([clf.labels.index(item.label) for item in items], dtype=np.int64)
-    y_pred = np.array([clf.labels.index(p.label) for p in clf.predictions(probabilities, threshold=threshold)],
-                      dtype=np.int64)
-    report = build_report(clf.labels, y_true, y_pred, probabilities, positive=pos_index, target=target,
-                          threshold=(clf.threshold if threshold is None else threshold) if clf.binary else None)
+    report = evaluation.evaluate(clf.task, y_true, probabilities, threshold=threshold, positive=positive,
+                                 target=target)
     report["model"] = {"path": os.fspath(clf.manifest.directory), "name": clf.manifest.name,
                        "int8": clf.quantized, "labels": list(clf.labels)}
     report["data"] = {"records": len(items), "failed": failed}
@@ -205,7 +199,7 @@ def _read_all(clf: Any, data: list[str], kind: Kind | None, text_field: str, lab
     for item in _items(clf, data, kind, text_field, label_field, delimiter):
         if item.error is None and item.label is None:
             item = item._replace(error=f"no label (field {label_field!r})")
-        if item.error is None and (not item.text or item.text.isspace()):
+        if item.error is None and is_blank(item.text or ""):
             item = item._replace(error="empty text")
         if item.error is not None:
             where = f"{item.source}:{item.line}" if item.line is not None else item.source
@@ -220,10 +214,7 @@ def _items(clf: Any, data: list[str], kind: Kind | None, text_field: str, label_
            delimiter: str | None) -> Iterator[Item]:
     """The records of every DATA argument: JSONL/CSV files (by flag or suffix) or label folders."""
     from edge_infer.inputs import iter_records
-    from edge_infer.reading import byte_budget, keep_side
-
-    budget = byte_budget(clf.max_len)
-    keep = keep_side(clf.manifest.tokenizer.truncating)
+    budget, keep = clf.byte_budget, clf.keep
     for arg in data:
         path = Path(arg)
         if kind in ("jsonl", "csv"):  # a folder means its *.jsonl / *.csv files, '-' standard input
@@ -304,74 +295,6 @@ def _probabilities(clf: Any, texts: list[str]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- report
-
-
-def build_report(labels: tuple[str, ...], y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray, *,
-                 threshold: float | None, positive: int | None,
-                 target: tuple[str, float] | None) -> dict[str, Any]:
-    """Every figure as plain JSON values (floats unrounded; ``None`` where a figure is undefined)."""
-    import numpy as np
-
-    from edge_infer import metrics
-
-    matrix = metrics.confusion_matrix(y_true, y_pred, len(labels))
-    classes = metrics.per_class(matrix)
-    table = metrics.reliability_table(probabilities, y_true)
-    binary = len(labels) == 2
-    report: dict[str, Any] = {
-        "threshold": threshold,
-        "accuracy": metrics.accuracy(y_true, y_pred),
-        "macro_f1": metrics.macro_f1(classes),
-        "roc_auc": metrics.roc_auc((y_true == 1).astype(np.int64), probabilities[:, 1]) if binary else None,
-        "log_loss": metrics.log_loss(y_true, probabilities),
-        "ece": metrics.expected_calibration_error(table),
-        "per_class": {label: {"precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
-                      for label, c in zip(labels, classes)},
-        "confusion_matrix": {"labels": list(labels), "matrix": matrix.tolist()},
-        "calibration": [{"low": b.low, "high": b.high, "count": b.count, "confidence": b.confidence,
-                         "accuracy": b.accuracy} for b in table],
-    }
-    if target is not None and positive is not None:
-        report["threshold_choice"] = _threshold_choice(labels, y_true, probabilities, positive, *target)
-    return report
-
-
-def _threshold_choice(labels: tuple[str, ...], y_true: np.ndarray, probabilities: np.ndarray, positive: int,
-                      what: str, value: float) -> dict[str, Any]:
-    import numpy as np
-
-    from edge_infer import metrics
-
-    is_pos = (y_true == positive).astype(np.int64)
-    scores = probabilities[:, positive]
-    find = metrics.threshold_for_precision if what == "precision" else metrics.threshold_for_recall
-    choice = find(is_pos, scores, value)
-    one_class = None if 0 < is_pos.sum() < len(is_pos) else labels[positive if is_pos.all() else 1 - positive]
-    out: dict[str, Any] = {"target": what, "value": value, "positive": labels[positive],
-                           "reachable": choice is not None and one_class is None, "one_class": one_class,
-                           "threshold": None, "predict_threshold": None, "precision": None, "recall": None,
-                           "accuracy": None, "predicted_positive": None}
-    if choice is None or one_class is not None:  # one class: any threshold "reaches" the target; that says nothing
-        return out
-    chosen = scores >= choice.threshold  # predicted positive
-    out.update(threshold=choice.threshold, precision=choice.precision, recall=choice.recall,
-               accuracy=choice.accuracy, predicted_positive=choice.predicted_positive,
-               predict_threshold=predict_threshold(probabilities[:, 1], chosen if positive == 1 else ~chosen))
-    return out
-
-
-def predict_threshold(score: np.ndarray, mask: np.ndarray) -> float | None:
-    """A short decimal ``X`` in [0, 1] with ``score >= X`` exactly where ``mask`` is true (predict's rule), or
-    None when there is none (everything must be labels[0] but a score is 1.0)."""
-    lo = float(score[~mask].max()) if (~mask).any() else None  # X must be above this
-    hi = float(score[mask].min()) if mask.any() else 1.0  # and at most this
-    if lo is not None and (lo >= hi if mask.any() else lo >= 1.0):
-        return None
-    for digits in range(18):
-        x = math.floor(hi * 10**digits) / 10**digits
-        if x <= hi and (x > lo if lo is not None else x >= 0.0):
-            return x
-    return hi
 
 
 def _predict_command(choice: dict[str, Any], model: str | Path | None, int8: bool) -> str | None:

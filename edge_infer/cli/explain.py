@@ -104,9 +104,9 @@ def explain(
 
 def _read(source: str, clf: SentimentClassifier) -> tuple[str, str]:
     """``(name, text)``: standard input, a file (read as ``predict`` reads it) or the argument itself."""
-    from edge_infer.reading import InputError, byte_budget, keep_side, read_stdin, read_text_file
+    from edge_infer.reading import InputError, read_stdin, read_text_file
 
-    budget, keep = byte_budget(clf.max_len), keep_side(clf.manifest.tokenizer.truncating)
+    budget, keep = clf.byte_budget, clf.keep
     try:
         if source == "-":
             return "-", read_stdin(budget, keep)

@@ -31,8 +31,8 @@ def info(
                            ] = False,
 ) -> None:
     """Describe a model and verify all of its files: labels, max_len, accuracy, parity figures, files, versions."""
-    from edge_infer.classifier import verify
-    from edge_infer.model_folder import MANIFEST_NAME, ModelError
+    from edge_infer.classifier import info_document, verify
+    from edge_infer.model_folder import ModelError
 
     if list_models:
         if model is not None:
@@ -45,10 +45,7 @@ def info(
         err(str(exc))
         raise typer.Exit(exit_codes.MODEL) from None
     if fmt is InfoFormat.json:
-        doc = manifest.to_dict()
-        doc["path"] = os.fspath(manifest.directory / MANIFEST_NAME)
-        doc["verified"] = True
-        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(info_document(manifest), indent=2, ensure_ascii=False))
         return
     typer.echo("\n".join(_text_lines(manifest)))
 
@@ -57,8 +54,7 @@ def _text_lines(manifest: Any) -> list[str]:
     tok = manifest.tokenizer
     lines = [
         f"model        {manifest.name}  ({manifest.source})",
-        f"labels       {manifest.labels[0]} / {manifest.labels[1]}  (score = P({manifest.labels[1]}), "
-        f"threshold {manifest.threshold:g})",
+        f"labels       {manifest.task.describe()}",
         f"tokenizer    {tok.normalization}, max_len {tok.max_len}, padding {tok.padding}, "
         f"truncating {tok.truncating}, vocabulary {tok.vocab_size}",
         f"input        {manifest.input_name} ({manifest.input_dtype}, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -89,8 +88,11 @@ def load_classifier(model: str | Path | None, int8: bool, threads: int | None) -
 
 
 def threshold_option(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise typer.BadParameter("must be a number from 0 to 1")
+    """``--threshold`` (and evaluate's ``--target-*``): the task's range check, else a usage error (exit 2)."""
+    from edge_infer.task import THRESHOLD_RANGE, is_threshold
+
+    if value is not None and not is_threshold(value):
+        raise typer.BadParameter(f"must be {THRESHOLD_RANGE}")
     return value
 
 

@@ -90,7 +90,7 @@ def predict(
     escaped.
     """
     kind = _kind(lines, jsonl, csv_input, text_field, id_field, delimiter)
-    from edge_infer.inputs import Tally, byte_budget, iter_records, keep_side
+    from edge_infer.inputs import Tally, iter_records
 
     clf = load_classifier(model, int8, threads)
     if threshold is not None and not clf.binary:
@@ -101,7 +101,7 @@ def predict(
     tally = Tally()
     batch = _Batch(clf, writer, threshold)
     records = iter_records(files, kind, text_field=text_field, id_field=id_field, delimiter=delimiter,
-                           budget=byte_budget(clf.max_len), keep=keep_side(clf.manifest.tokenizer.truncating),
+                           budget=clf.byte_budget, keep=clf.keep,
                            tally=tally, on_wait=batch.flush)
     progress = _Progress(tally, kind) if sys.stderr.isatty() else None
     try:

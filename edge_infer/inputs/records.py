@@ -19,6 +19,7 @@ from edge_infer.inputs.base import RECORD_CAP, Record, Tally
 from edge_infer.inputs.csvsplit import RecordEnds
 from edge_infer.inputs.lines import RawLine, physical_lines
 from edge_infer.reading import InputError, Keep, decode_text
+from edge_infer.task import blank_error
 
 Waiter = Callable[[], None] | None
 _SPACE = re.compile(r"\s")
@@ -39,12 +40,6 @@ def clip(text: str, budget: int, keep: Keep) -> str:
     part = text[-budget:]
     m = _SPACE.search(part)
     return part[m.start():] if m and m.start() < len(part) - 1 else part
-
-
-def _empty_reason(text: str) -> str | None:
-    if not text:
-        return "empty text"
-    return "no text (only whitespace)" if text.isspace() else None
 
 
 def _decode(raw: RawLine) -> str:
@@ -74,7 +69,7 @@ def line_records(name: str, stream: BinaryIO, *, budget: int, keep: Keep, tally:
         except InputError as exc:
             yield Record(name, raw.number, None, None, error=exc.reason)
             continue
-        reason = "empty line" if not text else _empty_reason(text)
+        reason = "empty line" if not text else blank_error(text)
         yield Record(name, raw.number, None, None if reason else text, error=reason)
 
 
@@ -105,7 +100,7 @@ def make_record(name: str, line: int, values: Mapping[str, Any], *, text_field: 
         text = values[text_field]
         if not isinstance(text, str):
             raise InputError("", f"{what} {text_field!r} is {_kind(text)}, not a string")
-        reason = _empty_reason(text)
+        reason = blank_error(text)
         if reason:
             raise InputError("", reason)
         ident = None if id_field is None else _key(values, id_field, what)

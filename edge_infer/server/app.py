@@ -246,7 +246,7 @@ def routes(state: ServerState) -> list[Route]:
         state.arriving += 1
         try:
             body = await state.read_body(request)
-            req = parse_predict(body, state.limits, binary=clf.binary)
+            req = parse_predict(body, state.limits, task=clf.task)
         finally:
             state.arriving -= 1
             state.batcher.nudge()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from edge_infer.task import Task, is_blank
 
 FIELDS = ("text", "texts", "items")
 ITEM_FIELDS = frozenset(("id", "text"))
@@ -67,7 +68,7 @@ def check_content_type(value: str | None) -> None:
                                                       f"(UTF-8); got {shown}")
 
 
-def parse_predict(body: bytes, limits: Limits, *, binary: bool) -> PredictRequest:
+def parse_predict(body: bytes, limits: Limits, *, task: Task) -> PredictRequest:
     """Check a ``/v1/predict`` body; raises :class:`ApiError` (400, 413 or 422) saying what is wrong."""
     doc = json_object(body, limits)
     unknown = sorted(set(doc) - {*FIELDS, "threshold"})
@@ -79,7 +80,7 @@ def parse_predict(body: bytes, limits: Limits, *, binary: bool) -> PredictReques
     texts, ids = _texts(given[0], doc[given[0]], limits)
     for i, text in enumerate(texts):
         check_text(text, limits, f"text {i}")
-    return PredictRequest(texts, ids, _threshold(doc.get("threshold"), binary))
+    return PredictRequest(texts, ids, _threshold(doc.get("threshold"), task))
 
 
 def json_object(body: bytes, limits: Limits) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def check_text(text: str, limits: Limits, name: str = "the text") -> None:
     if len(text) > limits.max_text_chars:
         raise ApiError(413, "text_too_long", f"{name} has {len(text)} characters, more than "
                                              f"{limits.max_text_chars} (--max-text-chars)")
-    if not text or text.isspace():
+    if is_blank(text):
         raise ApiError(422, "empty_text", f"{name} is empty or whitespace-only")
 
 
@@ -139,15 +140,13 @@ def _texts(field: str, value: object, limits: Limits) -> tuple[list[str], list[s
     return texts, ids
 
 
-def _threshold(value: object, binary: bool) -> float | None:
+def _threshold(value: object, task: Task) -> float | None:
     if value is None:
         return None
-    if not binary:
-        raise ApiError(422, "invalid_threshold", "'threshold' applies to two-label models only")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-            or not 0.0 <= value <= 1.0:
-        raise ApiError(422, "invalid_threshold", "'threshold' must be a number from 0 to 1")
-    return float(value)
+    try:
+        return task.check_threshold(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_threshold", str(exc).replace("threshold", "'threshold'", 1)) from None
 
 
 def invalid(message: str) -> ApiError:

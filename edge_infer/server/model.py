@@ -6,8 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from edge_infer.classifier import SentimentClassifier, verify
-from edge_infer.model_folder import MANIFEST_NAME
+from edge_infer.classifier import SentimentClassifier, info_document, verify
 from edge_infer.server.settings import Settings
 
 
@@ -31,7 +30,4 @@ def load_model(settings: Settings) -> Loaded:
     threads = settings.threads if settings.threads is not None else default_threads()
     clf = SentimentClassifier.load(settings.model, quantized=settings.int8, threads=threads)
     manifest = verify(clf.manifest.directory)  # every listed file, as `edge-infer info` does
-    doc = manifest.to_dict()
-    doc["path"] = os.fspath(manifest.directory / MANIFEST_NAME)
-    doc["verified"] = True
-    return Loaded(clf, doc)
+    return Loaded(clf, info_document(manifest))

@@ -9,9 +9,7 @@ import { lengthBatches } from './batching.js';
 import {
   checkGraph, checkManifest, IntegrityError, ManifestError, MANIFEST_NAME, MAX_MANIFEST_BYTES, ModelError,
 } from './manifest.js';
-import { SPACE_CLASS } from './tables.js';
-
-const BLANK = new RegExp(`^[${SPACE_CLASS}]*$`, 'u'); // Python's "not t or t.isspace()"
+import { Task, isBlank } from './task.js';
 
 /**
  * @typedef {object} Prediction
@@ -132,6 +130,8 @@ export class SentimentClassifier {
     this.quantized = quantized;
     /** Where the manifest was read from. */
     this.source = where;
+    /** What the output means: labels, binary or N, threshold, decision rule (src/task.js). */
+    this.task = Task.of(manifest);
     this._session = session;
     this._names = names;
   }
@@ -185,10 +185,10 @@ export class SentimentClassifier {
   get labels() { return this.manifest.labels; }
 
   /** @returns {boolean} two labels: score = P(labels[1]) against the threshold */
-  get binary() { return this.labels.length === 2; }
+  get binary() { return this.task.binary; }
 
   /** @returns {number} the manifest's decision threshold */
-  get threshold() { return this.manifest.threshold; }
+  get threshold() { return this.task.threshold; }
 
   /**
    * Classify one text (a Prediction) or an array of texts (an array, same order), as Python's `predict`.
@@ -212,7 +212,7 @@ export class SentimentClassifier {
     if (!Array.isArray(texts)) throw new TypeError(`probabilities: texts must be an array of strings, not ${typeName(texts)}`);
     texts.forEach((t, i) => {
       if (typeof t !== 'string') throw new TypeError(`text ${i} is ${typeName(t)}, not a string`);
-      if (BLANK.test(t)) throw new RangeError(`text ${i} is empty or whitespace-only`);
+      if (isBlank(t)) throw new RangeError(`text ${i} is empty or whitespace-only`);
     });
     return this.probabilitiesForIds(texts.map((t) => this.tokenizer.ids(t)));
   }
@@ -224,7 +224,7 @@ export class SentimentClassifier {
    */
   async probabilitiesForIds(sequences) {
     const out = await this._outputs(sequences);
-    return this.binary ? out.map(([p]) => [1 - p, p]) : out;
+    return this.task.probabilities(out);
   }
 
   /**
@@ -234,13 +234,11 @@ export class SentimentClassifier {
    * @returns {Prediction[]}
    */
   predictions(probabilities, { threshold } = {}) {
-    const cut = this._threshold(threshold);
+    const cut = this.task.checkThreshold(threshold);
     return probabilities.map((row) => {
       const scores = Object.fromEntries(this.labels.map((l, i) => [l, row[i]]));
-      if (this.binary) return { label: this.labels[row[1] >= cut ? 1 : 0], score: row[1], scores };
-      let best = 0;
-      row.forEach((p, i) => { if (p > row[best]) best = i; });
-      return { label: this.labels[best], score: row[best], scores };
+      const { index, score } = this.task.decide(row, cut);
+      return { label: this.labels[index], score, scores };
     });
   }
 
@@ -255,7 +253,7 @@ export class SentimentClassifier {
    */
   async explain(text, { label, maxTokens, window = 1 } = {}) {
     if (typeof text !== 'string') throw new TypeError(`explain: text must be a string, not ${typeName(text)}`);
-    if (BLANK.test(text)) throw new RangeError('the text is empty or whitespace-only');
+    if (isBlank(text)) throw new RangeError('the text is empty or whitespace-only');
     if (label !== undefined && label !== null && !this.labels.includes(label)) {
       throw new RangeError(`label must be one of ${this.labels.map((l) => `'${l}'`).join(', ')}, not '${label}'`);
     }
@@ -276,7 +274,7 @@ export class SentimentClassifier {
     const rows = [seen];
     for (let j = 0; m && j <= m - width; j++) rows.push([...seen.slice(0, j), ...seen.slice(j + width)]);
     const out = await this._run(rows);
-    const probabilities = this.binary ? out.map(([p]) => [1 - p, p]) : out;
+    const probabilities = this.task.probabilities(out);
     const prediction = this.predictions([probabilities[0]])[0];
     const chosen = label ?? prediction.label;
     const column = this.labels.indexOf(chosen);
@@ -301,13 +299,6 @@ export class SentimentClassifier {
 
   /** Release the ONNX Runtime session. */
   async dispose() { await this._session.release?.(); }
-
-  _threshold(threshold) {
-    if (threshold === undefined || threshold === null) return this.threshold;
-    if (!this.binary) throw new RangeError('threshold applies to two-label models only');
-    if (!(threshold >= 0 && threshold <= 1)) throw new RangeError('threshold must be within [0, 1]');
-    return threshold;
-  }
 
   async _outputs(sequences) {
     if (sequences.length === 0) return [];

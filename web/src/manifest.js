@@ -5,6 +5,7 @@
  * @module manifest
  */
 import { NORMALIZATION } from './normalize.js';
+import { Task, isModelThreshold } from './task.js';
 
 export const FORMAT = 'edge-infer-model';
 export const FORMAT_VERSION = 1;
@@ -80,7 +81,7 @@ export function checkManifest(m, where) {
   check(labels.length >= 2 && labels.every((l) => typeof l === 'string' && l !== '') && new Set(labels).size === labels.length,
     'labels must be two or more different non-empty strings');
   const threshold = get(m, 'threshold', 'number');
-  check(threshold > 0 && threshold < 1, 'threshold must be within (0, 1)');
+  check(isModelThreshold(threshold), 'threshold must be within (0, 1)');
   checkTokenizer(get(m, 'tokenizer', 'object'), check, get);
   const input = get(m, 'input', 'object');
   const output = get(m, 'output', 'object');
@@ -176,7 +177,7 @@ export function checkGraph(session, manifest, location) {
     fail(`input '${input}' has length ${length}; the manifest says max_len ${maxLen}`);
   }
   if (!['float32', 'float64'].includes(outMeta.type)) fail(`output '${output}' is ${outMeta.type}, not a float tensor`);
-  const classes = manifest.labels.length === 2 ? 1 : manifest.labels.length;
+  const classes = Task.of(manifest).width;
   if (outMeta.shape.length !== 2 || outMeta.shape[1] !== classes) {
     fail(`output '${output}' has shape ${shape(outMeta.shape)}, not [batch, ${classes}]`);
   }
