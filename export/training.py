@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from edge_infer.task import is_model_threshold
 from edge_infer.tokenizer import NORMALIZATION, Tokenizer, Vocabulary
 from train.outdir import VOCAB_FILE
 from train.report import REPORT_FILE, ReportError, TrainingReport
@@ -47,7 +48,7 @@ def _check(report: TrainingReport, path: Path) -> None:
     tok, digest = report.tokenizer, report.vocabulary.sha256
     if len(report.labels) < 2 or not all(report.labels) or len(set(report.labels)) != len(report.labels):
         raise fail("labels must be two or more different non-empty strings")
-    if not (math.isfinite(report.threshold) and 0.0 < report.threshold < 1.0):
+    if not is_model_threshold(report.threshold):
         raise fail(f"threshold is {report.threshold!r}, not strictly between 0 and 1")
     if tok.max_len < 1:
         raise fail(f"tokenizer.max_len is {tok.max_len}, not positive")

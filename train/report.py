@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_infer.storage import atomic_write_text
+from edge_infer.task import Task
 
 FORMAT = "edge-infer-training-report"
 FORMAT_VERSION = 1
@@ -203,9 +204,14 @@ class TrainingReport:
     """``--pretrained``: the pretraining artifact the encoder started from (absent when not used)."""
 
     @property
+    def task(self) -> Task:
+        """What the model's output means (:mod:`edge_infer.task`)."""
+        return Task(self.labels, self.threshold)
+
+    @property
     def classes(self) -> int:
         """The model's output width: 1 for two labels (P(labels[1])), else the number of labels."""
-        return 1 if len(self.labels) == 2 else len(self.labels)
+        return self.task.width
 
     @classmethod
     def from_dict(cls, obj: Any, source: str | os.PathLike[str] = "<dict>") -> TrainingReport:
