@@ -96,7 +96,9 @@ class Task:
         import numpy as np
 
         cut = self.check_threshold(threshold)
-        p = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(self.labels))
+        p = np.asarray(probabilities, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != len(self.labels):
+            raise ValueError(f"probabilities must be [n, {len(self.labels)}] (a column per label), not {list(p.shape)}")
         if self.binary:
             return (p[:, 1] >= cut).astype(np.int64), p[:, 1]
         best = p.argmax(axis=1)

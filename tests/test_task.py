@@ -56,6 +56,11 @@ def test_task_rules(spec):
         assert scores[0] == pytest.approx(case["score"], abs=1e-12)
 
 
+def test_decide_refuses_rows_of_another_width():
+    with pytest.raises(ValueError, match=r"\[n, 2\]"):
+        Task(("negative", "positive"), 0.5).decide(np.full((4, 1), 0.5))
+
+
 def test_binary_output_widens_to_two_columns():
     task = Task(("negative", "positive"), 0.5)
     assert task.probabilities(np.array([[0.25], [1.0]])).tolist() == [[0.75, 0.25], [0.0, 1.0]]
