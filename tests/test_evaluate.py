@@ -442,3 +442,53 @@ def test_predict_threshold_is_short_and_reproduces_the_split():
     for cut in s:
         x = predict_threshold(s, s >= cut)
         assert x is not None and ((s >= x) == (s >= cut)).all()
+
+
+def test_library_evaluate_returns_a_plain_dict_and_checks_its_options():
+    """edge_infer.evaluation.evaluate is the report of `edge-infer evaluate` without the CLI: JSON-ready, the
+    task's decision rule, and ValueError for options that do not fit the task."""
+    from edge_infer.evaluation import evaluate
+    from edge_infer.task import Task
+
+    two = Task(("negative", "positive"), 0.5)
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.55, 0.45], [0.2, 0.8]])
+    y_true = np.array([0, 1, 1, 1])
+    report = evaluate(two, y_true, probs)
+    assert json.loads(json.dumps(report)) == report and report["threshold"] == 0.5 and report["accuracy"] == 0.75
+    assert evaluate(two, y_true, probs, threshold=0.4)["accuracy"] == 1.0
+    choice = evaluate(two, y_true, probs, target=("recall", 1.0))["threshold_choice"]
+    assert choice["reachable"] and choice["recall"] == 1.0 and choice["predict_threshold"] is not None
+    assert ((probs[:, 1] >= choice["predict_threshold"]) == (probs[:, 1] >= choice["threshold"])).all()
+    negative = evaluate(two, y_true, probs, target=("precision", 1.0), positive="negative")["threshold_choice"]
+    assert negative["positive"] == "negative" and negative["precision"] == 1.0
+    three = Task(("bad", "meh", "good"), 0.5)
+    rows = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]])
+    for kwargs in ({"threshold": 0.5}, {"target": ("precision", 0.9)}):
+        with pytest.raises(ValueError, match="two-label models only"):
+            evaluate(three, np.array([0, 1]), rows, **kwargs)
+    for kwargs in ({"target": ("f1", 0.9)}, {"target": ("recall", 1.5)}, {"target": ("recall", 0.9), "positive": "x"},
+                   {"positive": "positive"}, {"threshold": 2.0}):
+        with pytest.raises(ValueError):
+            evaluate(two, y_true, probs, **kwargs)
+
+
+def test_the_command_prints_the_library_report(seed_model_dir: Path, tmp_path: Path):
+    """`edge-infer evaluate --format json` is edge_infer.evaluation.evaluate on the same probabilities, plus
+    model and data (the CLI reads, calls and prints)."""
+    from edge_infer.evaluation import evaluate
+
+    rows = [{"text": t, "label": y} for t, y in (("Loved it, a wonderful film.", "positive"),
+                                                ("A dull waste of time.", "negative"),
+                                                ("Not bad at all.", "positive"), ("Awful acting.", "negative"))]
+    data = write_jsonl(tmp_path / "four.jsonl", rows)
+    proc = run("evaluate", os.fspath(data), "--model", os.fspath(seed_model_dir), "--format", "json",
+               "--target-recall", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    clf = SentimentClassifier.load(seed_model_dir)
+    expected = evaluate(clf.task, np.array([clf.labels.index(r["label"]) for r in rows]),
+                        clf.probabilities([r["text"] for r in rows]), target=("recall", 0.5))
+    assert set(printed) == {*expected, "model", "data"}
+    assert printed["accuracy"] == expected["accuracy"] and printed["confusion_matrix"] == expected["confusion_matrix"]
+    assert printed["log_loss"] == pytest.approx(expected["log_loss"], rel=1e-6, abs=1e-9)
+    assert printed["threshold_choice"]["predict_threshold"] == expected["threshold_choice"]["predict_threshold"]
