@@ -174,7 +174,7 @@ def test_cli_jsonl_and_csv_on_an_existing_cluster(cluster: str, tmp_path: Path, 
     expected = SentimentClassifier.load(SEED_MODEL, threads=1).predict([texts[0], texts[2], texts[3]])
     assert [rows[i]["label"] for i in (0, 2, 3)] == [p.label for p in expected]
     assert rows[1]["label"] is None and rows[1]["score"] is None
-    assert rows[1]["error"] == "empty or whitespace-only text"
+    assert rows[1]["error"] == "empty text"
 
 
 def test_cli_usage_errors(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from edge_infer.classifier import SentimentClassifier
 from edge_infer.integrations.bulk_inputs import TEXT_ERROR, InputPlan, read_file
 from edge_infer.model_folder import ModelError
+from edge_infer.task import blank_error
 
 if TYPE_CHECKING:
     from ray.data import Dataset
@@ -65,9 +66,7 @@ def row_error(text: Any) -> str | None:
         return "null text"
     if not isinstance(text, str):
         return f"not a string ({type(text).__name__})"
-    if not text or text.isspace():
-        return "empty or whitespace-only text"
-    return None
+    return blank_error(text)
 
 
 class BatchScorer:
