@@ -6,7 +6,9 @@ pre-padded like the seed) is trained and exported here, then run by the runtime.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +121,35 @@ def test_the_runtime_runs_an_exported_gru(masked_gru, quantized):
                           input=TINY_SENTENCES[0], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert batched[0].label in done.stdout
+
+
+WEB = REPO / "web"
+NODE_SCORES = """
+import * as ortWeb from 'onnxruntime-web';
+import { SentimentClassifier, platform } from './src/node.js';
+import { SentimentClassifier as Core } from './src/classifier.js';
+const [folder, texts] = [process.argv[1], JSON.parse(process.argv[2])];
+ortWeb.env.wasm.numThreads = 1;
+const out = {};
+for (const quantized of [false, true]) {
+  const node = await SentimentClassifier.load(folder, { quantized, threads: 1 });
+  const web = await Core.loadWith({ ...platform, ort: ortWeb, sessionOptions: {} }, folder, { quantized });
+  out[quantized ? 'int8' : 'fp32'] = { node: await node.probabilities(texts), web: await web.probabilities(texts) };
+}
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (WEB / "node_modules" / "onnxruntime-web").is_dir(),
+                    reason="needs node and web/node_modules (cd web && npm ci)")
+def test_the_web_runtime_scores_an_exported_gru_like_python(masked_gru):
+    """onnxruntime-node and onnxruntime-web (its wasm backend, run under Node) both load the GRU model."""
+    done = subprocess.run(["node", "--input-type=module", "-e", NODE_SCORES, str(masked_gru.out_dir),
+                           json.dumps(TINY_SENTENCES)], capture_output=True, text=True, cwd=WEB, timeout=120)
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(done.stdout)
+    for kind, quantized in (("fp32", False), ("int8", True)):
+        python = SentimentClassifier.load(masked_gru.out_dir, quantized=quantized).predict(TINY_SENTENCES)
+        want = [[1 - p.score, p.score] for p in python]
+        for runtime in ("node", "web"):
+            np.testing.assert_allclose(scores[kind][runtime], want, rtol=0, atol=1e-5, err_msg=f"{kind} {runtime}")
