@@ -15,15 +15,18 @@ from export.graph import (
     rename_output,
     simplify,
     use_final_states,
+    use_gru,
 )
+from export.gru import GruError, check_gru, is_bidirectional_gru, lstm_stand_in, onnx_gru_weights
 
 OPSET = 17
 FORBIDDEN_OPS = ("Loop", "Scan", "If")
-ONLY_LSTM = "only a bidirectional LSTM exports"
+ONLY_NATIVE = "only a bidirectional LSTM or GRU exports"
+EXPORTED_KINDS = ("Bidirectional(LSTM)", "Bidirectional(GRU)")
 
 
 class StructureError(RuntimeError):
-    """The model or its ONNX graph does not run the recurrent layer as one native bidirectional LSTM node."""
+    """The model or its ONNX graph does not run the recurrent layer as one native bidirectional LSTM/GRU node."""
 
 
 @dataclass(frozen=True)
@@ -37,20 +40,25 @@ class Structure:
 
 
 def check_keras_model(model) -> None:
-    """The structure gate before conversion: an ``embedding`` layer and one ``Bidirectional(LSTM)``.
+    """The structure gate before conversion: an ``embedding`` layer and one ``Bidirectional(LSTM|GRU)``.
 
-    tf2onnx fuses only an LSTM into a native ONNX node (a Keras 3 GRU becomes a slow ``Loop``), so any
-    other recurrent layer is refused here, before the conversion.
+    Those two have a native ONNX node (the GRU through an LSTM stand-in, ``export/gru.py``); any other
+    recurrent layer is refused here, before the conversion.
     """
     import keras
 
     names = [layer.name for layer in model.layers]
     if "embedding" not in names:
-        raise StructureError(f"{ONLY_LSTM} after a layer named 'embedding'; this model has none ({names})")
+        raise StructureError(f"{ONLY_NATIVE} after a layer named 'embedding'; this model has none ({names})")
     recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN | keras.layers.Bidirectional)]
     kinds = [_describe(layer) for layer in recurrent]
-    if len(recurrent) != 1 or kinds[0] != "Bidirectional(LSTM)":
-        raise StructureError(f"{ONLY_LSTM}; this model has {', '.join(kinds) or 'no recurrent layer'}")
+    if len(recurrent) != 1 or kinds[0] not in EXPORTED_KINDS:
+        raise StructureError(f"{ONLY_NATIVE}; this model has {', '.join(kinds) or 'no recurrent layer'}")
+    if is_bidirectional_gru(recurrent[0]):
+        try:
+            check_gru(recurrent[0])
+        except GruError as error:
+            raise StructureError(str(error)) from None
 
 
 def _describe(layer) -> str:
@@ -68,7 +76,8 @@ def unmasked_twin(model):
 
     tf2onnx turns a masked recurrent layer into a ``Loop``; the twin converts to a native node, and the
     graph pass then restores the mask's meaning through ``sequence_lens``. Works for a chain of layers and
-    for a graph with branches (the BiLSTM + n-gram bag model).
+    for a graph with branches (the BiLSTM + n-gram bag model). A ``Bidirectional(GRU)`` becomes an LSTM
+    stand-in of the same size (``export.gru.lstm_stand_in``), which tf2onnx fuses; its weights are not used.
     """
     import keras
 
@@ -85,9 +94,11 @@ def unmasked_twin(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        copy = clone(layer)
+        gru = is_bidirectional_gru(layer)
+        copy = lstm_stand_in(layer) if gru else clone(layer)
         output = copy(_layer_inputs(layer, tensors))
-        copy.set_weights(layer.get_weights())
+        if not gru:
+            copy.set_weights(layer.get_weights())
         tensors[id(layer.output)] = output
     return keras.Model(token_ids, tensors[id(model.outputs[0])], name=f"{model.name}_unmasked")
 
@@ -112,7 +123,8 @@ def to_onnx(model, *, max_len: int, pad_id: int, opset: int = OPSET) -> onnx.Mod
     import tf2onnx
 
     masked = is_masked(model)
-    source = unmasked_twin(model) if masked else model
+    grus = [layer for layer in model.layers if is_bidirectional_gru(layer)]
+    source = unmasked_twin(model) if masked or grus else model
     length = None if masked else max_len
     function = tf.function(lambda ids: source(ids, training=False))
     signature = (tf.TensorSpec((None, length), tf.int32, name=INPUT_NAME),)
@@ -124,6 +136,11 @@ def to_onnx(model, *, max_len: int, pad_id: int, opset: int = OPSET) -> onnx.Mod
         raise StructureError(f"tf2onnx did not give one fused bidirectional LSTM ({error}; saw {ops or 'none'})"
                              ) from None
     simplify(proto, input_name=INPUT_NAME)
+    if grus:
+        try:
+            use_gru(proto, *onnx_gru_weights(grus[0]))
+        except GraphPassError as error:
+            raise StructureError(f"the LSTM stand-in could not become a GRU node ({error})") from None
     rename_output(proto, OUTPUT_NAME)
     proto.producer_name = "edge-infer export (tf2onnx)"
     return proto
@@ -144,7 +161,8 @@ def model_metadata(vocab_sha256: str) -> dict[str, str]:
 
 
 def check_structure(model: onnx.ModelProto, *, masked: bool) -> Structure:
-    """The structure gate on the graph: one native bidirectional LSTM, no control flow, lengths wired when masked."""
+    """The structure gate on the graph: one native bidirectional LSTM or GRU, no control flow, lengths wired
+    when masked."""
     onnx.checker.check_model(model, full_check=True)
     counts = Counter(n.op_type for n in model.graph.node)
     forbidden = {op: counts[op] for op in FORBIDDEN_OPS if counts[op]}

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-RECURRENT_OPS = ("LSTM",)
+RECURRENT_OPS = ("LSTM", "GRU")
 LENGTH_TENSOR = "sequence_lengths"
 PASS_THROUGH = ("Slice", "Squeeze", "Gather", "Identity")
 
@@ -31,7 +31,7 @@ class GraphPassError(RuntimeError):
 
 
 def recurrent_node(graph: onnx.GraphProto) -> onnx.NodeProto:
-    """The single LSTM node of the graph."""
+    """The single recurrent (``LSTM`` or ``GRU``) node of the graph."""
     nodes = [n for n in graph.node if n.op_type in RECURRENT_OPS]
     if len(nodes) != 1:
         raise GraphPassError(f"expected one recurrent node, found {len(nodes)}")
@@ -254,6 +254,33 @@ def _transpose_ids_not_embeddings(graph: onnx.GraphProto, input_name: str) -> bo
         graph.node.extend(nodes[:at] + [new_transpose] + nodes[at:])
         return True
     return False
+
+
+def use_gru(model: onnx.ModelProto, w: np.ndarray, r: np.ndarray, b: np.ndarray) -> None:
+    """Replace the graph's bidirectional ``LSTM`` node (a stand-in of the same size) by a ``GRU`` node.
+
+    ``w``, ``r``, ``b`` are ONNX's GRU weights (``export.gru.onnx_gru_weights``). The node keeps its input
+    ``X``, its ``sequence_lens`` and its outputs ``Y``/``Y_h``; it must have no initial or peephole inputs
+    left (``simplify`` drops the zero initial states), since a GRU has no cell state.
+    """
+    graph = model.graph
+    lstm = recurrent_node(graph)
+    if lstm.op_type != "LSTM" or len(lstm.input) > 5:
+        raise GraphPassError(f"expected an LSTM stand-in with at most 5 inputs, found {lstm.op_type} "
+                             f"{list(lstm.input)}")
+    units = helper.get_attribute_value(next(a for a in lstm.attribute if a.name == "hidden_size"))
+    if w.shape[:2] != (2, 3 * units) or r.shape != (2, 3 * units, units) or b.shape != (2, 6 * units):
+        raise GraphPassError(f"GRU weights {w.shape}, {r.shape}, {b.shape} do not fit hidden_size {units}")
+    names = [f"edge_infer_gru/{part}" for part in ("W", "R", "B")]
+    graph.initializer.extend(numpy_helper.from_array(a, n) for a, n in zip((w, r, b), names, strict=True))
+    inputs = [lstm.input[0], *names, *lstm.input[4:5]]
+    gru = helper.make_node("GRU", inputs, list(lstm.output[:2]), name=f"{lstm.name}_gru", direction="bidirectional",
+                           hidden_size=units, linear_before_reset=1)
+    nodes = list(graph.node)
+    at = nodes.index(lstm)
+    del graph.node[:]
+    graph.node.extend(nodes[:at] + [gru] + nodes[at + 1:])
+    _prune(graph)
 
 
 def rename_output(model: onnx.ModelProto, name: str) -> None:

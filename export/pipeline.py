@@ -86,7 +86,7 @@ def load_source(keras_path: str | os.PathLike[str]) -> KerasSource:
     """Read and check the training outputs, load the Keras model and run the structure gate on it.
 
     Raises :class:`ExportInputError` / :class:`VocabularyMismatchError` for unusable inputs and
-    :class:`StructureError` for a model that cannot export (e.g. a GRU).
+    :class:`StructureError` for a model that cannot export (e.g. a SimpleRNN).
     """
     path = Path(keras_path)
     training, vocabulary = read_training(path)  # before TensorFlow loads: a bad folder fails at once

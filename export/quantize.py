@@ -19,6 +19,8 @@ MIN_AGREEMENT = 0.99
 SLACK = 1e-9
 """Rounding allowance, so that a figure exactly at a limit (e.g. 1 review in 200 = 0.5 pt) passes."""
 QUANTIZED_RECURRENT_OPS = ("DynamicQuantizeLSTM",)
+FLOAT_RECURRENT_OPS = ("LSTM", "GRU")
+"""ONNX Runtime's dynamic quantization has no GRU kernel: a GRU stays fp32 (its MatMul and Gather are int8)."""
 CONTROL_FLOW = ("Loop", "Scan", "If")
 
 
@@ -87,7 +89,7 @@ def check_quantized_structure(model: onnx.ModelProto) -> None:
     flow = {op: counts[op] for op in CONTROL_FLOW if counts[op]}
     if flow:
         raise QuantizationError(f"int8 graph contains control flow {flow}")
-    recurrent = {op: counts[op] for op in (*QUANTIZED_RECURRENT_OPS, "LSTM") if counts[op]}
+    recurrent = {op: counts[op] for op in (*QUANTIZED_RECURRENT_OPS, *FLOAT_RECURRENT_OPS) if counts[op]}
     if sum(recurrent.values()) != 1:
         raise QuantizationError(f"int8 graph has {recurrent or 'no'} recurrent nodes, not one")
 

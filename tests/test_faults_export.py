@@ -368,7 +368,7 @@ def test_int8_gate_limits_on_synthetic_scores(fp32_wrong, fixed, broken, limits,
         assert not any(reason in result.refused for reason in other)
 
 
-# ---------------------------------------------------------------- issue 12.9: only a bidirectional LSTM
+# ---------------------------------------------------------------- issue 12.9: only a bidirectional LSTM or GRU
 
 
 def _training_folder(source: Path, folder: Path) -> Path:
@@ -378,16 +378,29 @@ def _training_folder(source: Path, folder: Path) -> Path:
     return folder / "model.keras"
 
 
-def test_a_gru_model_is_refused_up_front_with_exit_3(fixed_keras_model, tmp_path, capsys):
-    from train.model import build_model
-    from train.presets import Settings
+def _tiny_recurrent_model(cell):
+    import keras
 
-    keras_path = _training_folder(fixed_keras_model, tmp_path / "gru")
-    build_model(Settings(cell="gru", vocab_size=2000, max_len=64, embedding_dim=4, units=2), compile=False).save(
-        keras_path)
+    token_ids = keras.Input(shape=(64,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(2000, 4, name="embedding")(token_ids)
+    x = keras.layers.Bidirectional(cell, name="bidirectional")(x)
+    return keras.Model(token_ids, keras.layers.Dense(1, activation="sigmoid", name="score")(x))
+
+
+@pytest.mark.parametrize(("cell", "message"), [
+    ("SimpleRNN", "only a bidirectional LSTM or GRU exports"),  # no native ONNX node for it here
+    ("GRU", "reset_after"),  # Keras' other GRU variant: ONNX's linear_before_reset=0 is not what it computes
+])
+def test_a_recurrent_layer_without_a_native_export_is_refused_up_front_with_exit_3(fixed_keras_model, tmp_path,
+                                                                                     capsys, cell, message):
+    import keras
+
+    layer = keras.layers.SimpleRNN(2) if cell == "SimpleRNN" else keras.layers.GRU(2, reset_after=False)
+    keras_path = _training_folder(fixed_keras_model, tmp_path / cell)
+    _tiny_recurrent_model(layer).save(keras_path)
     assert main(["--keras", str(keras_path), "--data", str(tmp_path / "no-reviews-needed")]) == exit_codes.MODEL
     err = _one_line_error(capsys)
-    assert "only a bidirectional LSTM exports" in err and "GRU" in err
+    assert message in err and cell in err
     assert sorted(os.listdir(keras_path.parent)) == ["model.keras", "training_report.json", "vocab.txt"]
 
 

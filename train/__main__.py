@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-samples", type=int, help="stratified subset of N train and N test reviews (smoke runs)")
     p.add_argument("--vocab-size", type=int)
     p.add_argument("--max-len", type=int)
-    p.add_argument("--cell", choices=["lstm", "gru"], help="gru models train but cannot be exported")
+    p.add_argument("--cell", choices=["lstm", "gru"], help="lstm (default) or gru; both export")
     p.add_argument("--units", type=int)
     p.add_argument("--embedding-dim", type=int)
     p.add_argument("--embedding-dropout", type=float, help="SpatialDropout1D rate on the embeddings (0: none)")

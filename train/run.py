@@ -32,10 +32,6 @@ from train.unlabeled import Unlabeled, load_unlabeled
 
 log = logging.getLogger(__name__)
 
-GRU_WARNING = ("warning: --cell gru trains a model that cannot be exported: `python -m export` only handles a "
-               "bidirectional LSTM and refuses it (training it anyway)")
-
-
 def resolve_validation(settings: Settings, data: Dataset) -> Settings:
     """``--validation auto`` made concrete: movie for a source that names each review's movie, else random."""
     if settings.validation != "auto":
@@ -104,8 +100,6 @@ def _open_run(spec: SourceSpec, out: Path, settings: Settings, preset: str, rest
     Returns the dataset, the checkpoint to resume (or None) and the ``unlabeled`` reviews (or None)."""
     settings.check()
     plan = check_output(out, force=force)
-    if settings.cell == "gru":
-        log.warning(GRU_WARNING)
     data = load_mixture(spec, settings.seed) if spec.mix is not None else load_dataset(spec, settings.seed)
     if settings.bag_dim and len(data.labels) != 2:
         raise SettingsError(f"--bag-dim mixes two logits: it needs two labels, not {len(data.labels)}")
