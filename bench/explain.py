@@ -166,12 +166,19 @@ def not_rate(clf: SentimentClassifier) -> dict:
     return {"sentences": len(FILLERS), "not_most_negative": hits, "rate": hits / len(FILLERS)}
 
 
+def _load_note(doc: dict) -> str:
+    """A warning when other work shared the CPUs (load average above half the CPU count at either end)."""
+    loads = [float(doc[key].split()[0]) for key in ("load_before", "load_after")]
+    if max(loads) <= doc["cpus"] / 2:
+        return ""
+    return " (other work shared the CPUs: wall times are inflated and noisy; CPU time is what the work took)"
+
+
 def render(doc: dict) -> str:
     lines = ["# Explanations: faithfulness and cost", "",
              f"`{doc['command']}` — model `{doc['model']}` ({'int8' if doc['int8'] else 'fp32'}), "
              f"{doc['cpu']}, {doc['cpus']} CPUs, load average {doc['load_before']} before and "
-             f"{doc['load_after']} after (the machine was shared with a training run and other jobs: timings are "
-             "inflated and noisy).", "",
+             f"{doc['load_after']} after{_load_note(doc)}.", "",
              "## Faithfulness (ERASER, DeYoung et al. 2020; deletion of token ids, predicted label)", "",
              "Comprehensiveness: drop in P(label) with the top-k words deleted vs k random words (mean of "
              f"{RANDOM_DRAWS} draws); higher is better. Sufficiency: drop in P(label) when only the top-k words "
