@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from edge_infer import exit_codes
-from edge_infer.cli import EXIT_CODES_HELP, OutputClosed, app, err
+from edge_infer.cli.common import EXIT_CODES_HELP, OutputClosed, app, err
 from edge_infer.cli.options import Int8Option, ModelOption, ThreadsOption, display_name, load_classifier, output_path
 
 if TYPE_CHECKING:
