@@ -16,6 +16,7 @@ import numpy as np
 from edge_infer import packaged
 from edge_infer.explain import Explanation, occlusion
 from edge_infer.inference import OnnxScorer, SessionError, check_signature, check_threads, new_session, session_metadata
+from edge_infer.inputs.reading import Keep, byte_budget, keep_side
 from edge_infer.model_folder import (
     FP32,
     INT8,
@@ -30,7 +31,6 @@ from edge_infer.model_folder import (
     read_verified,
     verify_file,
 )
-from edge_infer.reading import Keep, byte_budget, keep_side
 from edge_infer.task import Task, is_blank
 from edge_infer.tokenizer import Tokenizer, Vocabulary
 
@@ -183,7 +183,7 @@ class SentimentClassifier:
     @property
     def byte_budget(self) -> int:
         """Bytes of a long text worth reading: enough for ``max_len`` tokens of any ordinary text
-        (:func:`edge_infer.reading.byte_budget`); readers may clip a text to this many."""
+        (:func:`edge_infer.inputs.reading.byte_budget`); readers may clip a text to this many."""
         return byte_budget(self.max_len)
 
     @property

@@ -104,7 +104,7 @@ def explain(
 
 def _read(source: str, clf: SentimentClassifier) -> tuple[str, str]:
     """``(name, text)``: standard input, a file (read as ``predict`` reads it) or the argument itself."""
-    from edge_infer.reading import InputError, read_stdin, read_text_file
+    from edge_infer.inputs.reading import InputError, read_stdin, read_text_file
 
     budget, keep = clf.byte_budget, clf.keep
     try:

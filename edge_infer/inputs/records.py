@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from edge_infer.inputs.base import RECORD_CAP, Record, Tally
 from edge_infer.inputs.csvsplit import RecordEnds
 from edge_infer.inputs.lines import RawLine, physical_lines
-from edge_infer.reading import InputError, Keep, decode_text
+from edge_infer.inputs.reading import InputError, Keep, decode_text
 from edge_infer.task import blank_error
 
 Waiter = Callable[[], None] | None
