@@ -198,9 +198,29 @@ def installed_mb(root: str, extras: Sequence[str] = ()) -> tuple[float, list[str
     return total / 1e6, sorted(seen)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what :mod:`platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def save_results(md: Path, text: str, doc: dict) -> None:
+    """A bench's results: ``text`` (Markdown) at ``md`` and ``doc`` beside it as ``.json``, each written atomically;
+    then ``text`` printed."""
+    from edge_infer.storage import atomic_write_text
+
+    atomic_write_text(md, text)
+    atomic_write_text(md.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
+    print(text)
+
+
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_name()
     import onnxruntime
     import tensorflow as tf
 
@@ -417,15 +437,9 @@ def _plain(value):
 
 
 def write(res: dict, out: Path) -> None:
-    from edge_infer.storage import atomic_write_text
-
-    name = res["name"]
-    text = markdown(res)
     plain = _plain(res)
     plain["targets"] = [{"target": n, "measured": g, "required": need, "met": ok} for n, g, need, ok in targets(res)]
-    atomic_write_text(out / f"{name}.md", text)
-    atomic_write_text(out / f"{name}.json", json.dumps(plain, indent=2) + "\n")
-    print(text)
+    save_results(out / f"{res['name']}.md", markdown(res), plain)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from compare import text_of_tokens  # noqa: E402
+from compare import cpu_name, save_results, text_of_tokens  # noqa: E402
 
 from edge_infer import SentimentClassifier  # noqa: E402
 from edge_infer.explain import Explanation  # noqa: E402
@@ -215,16 +214,6 @@ def render(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=ROOT / "models" / "default")
@@ -250,12 +239,7 @@ def main() -> None:
            "timings": timings(args.model, test.texts[:2000], args.int8), "not": not_rate(clf),
            "int8_gap": int8_prediction_gap(args.model, reviews)}
     doc["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    text = render(doc)
-    from edge_infer.storage import atomic_write_text
-
-    atomic_write_text(args.out, text)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
-    print(text)
+    save_results(args.out, render(doc), doc)
 
 
 if __name__ == "__main__":

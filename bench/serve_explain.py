@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from compare import text_of_tokens  # noqa: E402
+from compare import save_results, text_of_tokens  # noqa: E402
 from serve_load import HOST, ServerProcess  # noqa: E402
 
 from edge_infer import SentimentClassifier  # noqa: E402
@@ -150,12 +150,7 @@ def main() -> None:
     doc = {"command": command, "model": os.path.relpath(args.model, ROOT), "cpus": os.cpu_count(),
            "load_before": load_before, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
            "sequential": rows, "burst": crowd, "burst_count": args.burst}
-    from edge_infer.storage import atomic_write_text
-
-    text = render(doc)
-    atomic_write_text(args.out, text)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
-    print(text)
+    save_results(args.out, render(doc), doc)
 
 
 if __name__ == "__main__":

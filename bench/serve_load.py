@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from compare import cpu_name, save_results  # noqa: E402
 
 from edge_infer import SentimentClassifier  # noqa: E402
 
@@ -281,15 +282,11 @@ def main() -> None:
            "batch_delay_ms": args.batch_delay, "library": lib, "batching_on": on, "batching_off": off,
            "rss": rss, "ratios": ratios, "load_average_before": load_before, "load_average_after": os.getloadavg(),
            "machine": _machine(), "wall_s": time.perf_counter() - began}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(report(doc))
-    print(report(doc))
+    save_results(args.out.with_suffix(".md"), report(doc), doc)
 
 
 def _machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_name()
     versions = {}
     for name in ("edge-infer", "onnxruntime", "numpy", "uvicorn", "starlette", "httptools"):
         try:

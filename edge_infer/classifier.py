@@ -16,6 +16,7 @@ import numpy as np
 from edge_infer import packaged
 from edge_infer.explain import Explanation, occlusion
 from edge_infer.inference import OnnxScorer, SessionError, check_signature, check_threads, new_session, session_metadata
+from edge_infer.inputs.reading import Keep, byte_budget, keep_side
 from edge_infer.model_folder import (
     FP32,
     INT8,
@@ -30,7 +31,6 @@ from edge_infer.model_folder import (
     read_verified,
     verify_file,
 )
-from edge_infer.reading import Keep, byte_budget, keep_side
 from edge_infer.task import Task, is_blank
 from edge_infer.tokenizer import Tokenizer, Vocabulary
 
@@ -183,7 +183,7 @@ class SentimentClassifier:
     @property
     def byte_budget(self) -> int:
         """Bytes of a long text worth reading: enough for ``max_len`` tokens of any ordinary text
-        (:func:`edge_infer.reading.byte_budget`); readers may clip a text to this many."""
+        (:func:`edge_infer.inputs.reading.byte_budget`); readers may clip a text to this many."""
         return byte_budget(self.max_len)
 
     @property
@@ -318,19 +318,33 @@ def verify(model: str | os.PathLike[str] | None = None) -> Manifest:
     """Verify a whole model folder without classifying: every listed file (size, sha256), and each ONNX
     file's graph signature and ``vocab_sha256`` on a session. Returns the manifest; raises :class:`ModelError`."""
     manifest = Manifest.load(resolve_model(model)[0])
-    for key in manifest.files:
+    _verify_files(manifest, manifest.files)
+    return manifest
+
+
+def verify_rest(clf: SentimentClassifier) -> Manifest:
+    """Verify what :meth:`SentimentClassifier.load` did not read of ``clf``'s model folder (the other
+    precision, any further listed file) as :func:`verify` does, so that load and this together check every
+    listed file once. Returns ``clf.manifest``; raises :class:`ModelError`."""
+    manifest = clf.manifest
+    read = {INT8 if clf.quantized else FP32, VOCAB}
+    _verify_files(manifest, [key for key in manifest.files if key not in read])
+    return manifest
+
+
+def _verify_files(manifest: Manifest, keys: Iterable[str]) -> None:
+    for key in keys:
         if key in ONNX_KEYS:
             _verified_session(manifest, key, read_verified(manifest, key), threads=1)
         elif key == VOCAB:
             _tokenizer(manifest, read_verified(manifest, key))
         else:
             verify_file(manifest, key)
-    return manifest
 
 
 def info_document(manifest: Manifest) -> dict[str, Any]:
     """What ``edge-infer info --format json`` prints and ``GET /v1/info`` answers for a manifest that :func:`verify`
-    returned: the manifest plus ``path`` (its ``manifest.json``) and ``verified``."""
+    (or :func:`verify_rest`) returned: the manifest plus ``path`` (its ``manifest.json``) and ``verified``."""
     doc = manifest.to_dict()
     doc["path"] = os.fspath(manifest.directory / MANIFEST_NAME)
     doc["verified"] = True

@@ -12,13 +12,13 @@ import hashlib
 import json
 import math
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
-from edge_infer.storage import atomic_write_text, describe_mode
+from edge_infer.inputs.reading import open_regular, read_error
+from edge_infer.storage import atomic_write_text
 from edge_infer.task import Task, is_model_threshold
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID
 
@@ -364,39 +364,7 @@ def _json_type(kind: type) -> str:
     return {dict: "object", list: "list", str: "string", bool: "boolean"}.get(kind, kind.__name__)
 
 
-# --------------------------------------------------------------------------- reading files safely
-
-
-class NotRegularFileError(OSError):
-    """A path that is a FIFO, a device, a socket or a directory where a regular file is needed."""
-
-
-def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open ``path`` for reading only if it is a regular file (a symlink to one is fine).
-
-    Opened non-blocking first, so a FIFO or a device never blocks the caller; checked with ``fstat`` on
-    the open descriptor, so the file checked is the file read.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFileError(f"not a regular file ({describe_mode(mode)})")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def read_error(exc: OSError, missing: str) -> str:
-    """The one-line reason for an error of :func:`open_regular` or of reading; ``missing`` for a missing file."""
-    if isinstance(exc, FileNotFoundError):
-        return missing
-    if isinstance(exc, NotRegularFileError):
-        return str(exc)
-    return f"cannot read: {exc.strerror or exc}"
+# --------------------------------------------------------------------------- verified files
 
 
 def read_verified(manifest: Manifest, key: str) -> bytes:

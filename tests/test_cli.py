@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, copy_exported, requires_default_model
 
 from edge_infer import SentimentClassifier
-from edge_infer.reading import byte_budget
+from edge_infer.inputs.reading import byte_budget
 
 _SCRIPT = Path(sys.executable).with_name("edge-infer")
 CLI = [os.fspath(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "edge_infer"]

@@ -17,7 +17,7 @@ import pytest
 from test_cli import CLI, errors, run
 
 from edge_infer import IntegrityError, ManifestError, SentimentClassifier, exit_codes
-from edge_infer.reading import InputError, read_bounded
+from edge_infer.inputs.reading import InputError, read_bounded
 
 GOOD = "A wonderful, moving film: brilliant acting and a beautiful story. I loved it."
 posix_only = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and signals are POSIX")
@@ -97,7 +97,7 @@ class _EndlessText(io.RawIOBase):
 
 
 def test_endless_text_stream_is_refused_past_the_stream_limit(monkeypatch):
-    monkeypatch.setattr("edge_infer.reading.MAX_STREAM_BYTES", 1 << 20)
+    monkeypatch.setattr("edge_infer.inputs.reading.MAX_STREAM_BYTES", 1 << 20)
     with pytest.raises(InputError, match="stream longer than"):
         read_bounded(io.BufferedReader(_EndlessText()), 16384, "tail")
     data, _, cut = read_bounded(io.BufferedReader(_EndlessText()), 16384, "head")  # the head needs no end

@@ -7,6 +7,7 @@ the int8 gate gets explicit limits that any model passes, so nothing depends on 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import random
@@ -87,8 +88,8 @@ def test_jsonl_rows_and_integer_labels(tmp_path):
 
 
 @pytest.mark.parametrize("content, where, what", [
-    ('{"text": "a", "label": "x"}\n{"text": "b" "label": "y"}\n', "d.jsonl:2", "not valid JSON"),
-    ('{"text": "a", "label": "x"}\n["b", "y"]\n', "d.jsonl:2", "not an object"),
+    ('{"text": "a", "label": "x"}\n{"text": "b" "label": "y"}\n', "d.jsonl:2", "invalid JSON: Expecting ','"),
+    ('{"text": "a", "label": "x"}\n["b", "y"]\n', "d.jsonl:2", "not a JSON object but an array"),
     ('{"text": "a", "label": "x"}\n{"text": "b"}\n', "d.jsonl:2", "no field 'label'"),
     ('{"text": "a", "label": "x"}\n{"text": "b", "label": 1.5}\n', "d.jsonl:2", "not a string or integer"),
     ('{"text": "a", "label": "x"}\n{"text": "b", "label": " "}\n', "d.jsonl:2", "empty label"),
@@ -104,8 +105,44 @@ def test_bad_jsonl_rows_name_file_and_line(tmp_path, content, where, what):
 def test_bad_csv_row_names_its_first_line_after_a_multiline_field(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text('text,label\n"one\ntwo",a\nthree,b,extra\n')
-    with pytest.raises(DataError, match=r"d\.csv:4: 3 fields, the header has 2"):
+    with pytest.raises(DataError, match=r"d\.csv:4: 3 fields; the header has 2"):
         read_rows(path)
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.csv.gz"])
+def test_csv_rows_are_the_runtimes_records(tmp_path, name):
+    # One reader: train parses CSV with edge_infer.inputs (BOM, CRLF, a quoted newline, blank and empty rows,
+    # gzip), so `edge-infer evaluate` reads a file trained on row for row as training did.
+    from edge_infer.inputs import iter_records
+
+    raw = b'\xef\xbb\xbftext,label\r\n"one\r\ntwo, three",a\r\nfour,b\r\n\r\n  ,a\r\n'
+    (tmp_path / "d.csv").write_bytes(raw)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    records = [r for r in iter_records([str(tmp_path / "d.csv")], "csv", label_field="label", budget=1 << 20,
+                                       keep="head") if r.error is None]
+    rows = read_rows(path)
+    assert rows.texts == [r.text for r in records] == ["one\r\ntwo, three", "four"]
+    assert rows.names == [r.label for r in records] == ["a", "b"]
+    assert rows.where == [f"{path}:{r.line}" for r in records] and rows.skipped_empty == 1
+
+
+@pytest.mark.parametrize("name, data, where, what", [
+    ("d.csv", b"text,label\nfine,a\nCaf\xe9,b\n", "d.csv:3", "not valid UTF-8 (byte 0xe9"),
+    ("d.jsonl", b'{"text": "fine", "label": "a"}\n{"text": "Caf\xe9", "label": "b"}\n', "d.jsonl:2",
+     "not valid UTF-8 (byte 0xe9"),
+    ("d.csv", b"text,label\nok,a\nx\x00y,b\n", "d.csv:3", "binary file (NUL byte"),
+    ("d.csv", b'text,label\nok,a\n"open,b\n', "d.csv:3", "unclosed quote"),
+    ("d.csv", b"", "d.csv", "empty file (no header row)"),
+    ("d.csv.gz", gzip.compress(b"text,label\nok,a\n")[:-6], "d.csv.gz", "cannot be read"),
+])
+def test_bad_files_stop_with_one_line_naming_file_and_line(tmp_path, name, data, where, what):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / where}: ") and what in message and "\n" not in message, message
 
 
 def test_empty_texts_are_skipped_and_counted(tmp_path):

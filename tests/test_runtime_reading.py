@@ -1,4 +1,4 @@
-"""Bounded reading of input files (edge_infer.reading): which end, cut characters and words, bad bytes."""
+"""Bounded reading of input files (edge_infer.inputs.reading): which end, cut characters and words, bad bytes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_infer.inputs.files import expand
-from edge_infer.reading import (
+from edge_infer.inputs.reading import (
     InputError,
     byte_budget,
     decode_text,

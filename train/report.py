@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_infer.model_folder import TokenizerSpec
 from edge_infer.storage import atomic_write_text
 from edge_infer.task import Task
 
@@ -61,24 +62,13 @@ def _object(obj: dict, key: str) -> dict:
     return _get(obj, key, dict)
 
 
-@dataclass(frozen=True)
-class TokenizerSpec:
-    """How reviews become token ids (the runtime must match it exactly)."""
-
-    normalization: str
-    max_len: int
-    padding: str
-    truncating: str
-    pad_id: int
-    oov_id: int
-    vocab_size: int
-
-    @classmethod
-    def from_dict(cls, obj: dict, where: str = "tokenizer") -> TokenizerSpec:
-        return cls(normalization=_get(obj, "normalization", str, where), max_len=_get(obj, "max_len", int, where),
-                   padding=_get(obj, "padding", str, where), truncating=_get(obj, "truncating", str, where),
-                   pad_id=_get(obj, "pad_id", int, where), oov_id=_get(obj, "oov_id", int, where),
-                   vocab_size=_get(obj, "vocab_size", int, where))
+def _tokenizer_spec(obj: dict, where: str = "tokenizer") -> TokenizerSpec:
+    """The report's ``tokenizer`` object as the manifest's :class:`~edge_infer.model_folder.TokenizerSpec`
+    (one class for both; export checks the values, this checks the types)."""
+    return TokenizerSpec(normalization=_get(obj, "normalization", str, where), max_len=_get(obj, "max_len", int, where),
+                         padding=_get(obj, "padding", str, where), truncating=_get(obj, "truncating", str, where),
+                         pad_id=_get(obj, "pad_id", int, where), oov_id=_get(obj, "oov_id", int, where),
+                         vocab_size=_get(obj, "vocab_size", int, where))
 
 
 @dataclass(frozen=True)
@@ -236,7 +226,7 @@ class TrainingReport:
             settings=dict(_object(obj, "settings")),
             labels=_strings(_get(obj, "labels", list), "labels"),
             threshold=_get(obj, "threshold", float),
-            tokenizer=TokenizerSpec.from_dict(_object(obj, "tokenizer")),
+            tokenizer=_tokenizer_spec(_object(obj, "tokenizer")),
             vocabulary=VocabularyInfo.from_dict(_object(obj, "vocabulary")),
             data=DataInfo.from_dict(_object(obj, "data")),
             history=_history(_get(obj, "history", list)),
@@ -279,7 +269,7 @@ class TrainingReport:
             "settings": dict(self.settings),
             "labels": list(self.labels),
             "threshold": self.threshold,
-            "tokenizer": asdict(self.tokenizer),
+            "tokenizer": self.tokenizer.to_dict(),
             "vocabulary": asdict(self.vocabulary),
             "data": self.data.to_dict(),
             "history": [dict(row) for row in self.history],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_infer.model_folder import TokenizerSpec
 from edge_infer.storage import temp_path_beside
 from edge_infer.tokenizer import NORMALIZATION, OOV_ID, PAD_ID, Tokenizer, build_vocabulary
 from train.artifacts import read_history as _read_history
@@ -26,7 +27,7 @@ from train.movies import movie_hold_out, review_movies
 from train.outdir import CHECKPOINT_DIR, MODEL_FILE, PLOT_FILE, VOCAB_FILE, check_output, clear_output
 from train.presets import Settings, SettingsError
 from train.pretrain import PretrainedEncoder, check_compatible, load_pretrained
-from train.report import REPORT_FILE, DataInfo, TokenizerSpec, TrainingReport, VocabularyInfo
+from train.report import REPORT_FILE, DataInfo, TrainingReport, VocabularyInfo
 from train.sources import Dataset, SourceSpec, balanced_weights, class_counts, load_dataset
 from train.unlabeled import Unlabeled, load_unlabeled
 

@@ -8,27 +8,28 @@
   ``--text-field`` and ``--label-field`` (default ``text`` and ``label``). A label may be a string or an integer.
 - **Folder per label** (as ``keras.utils.text_dataset_from_directory`` reads it): ``FOLDER/<label>/*.txt``.
 
-Bad rows stop the run with one line naming the file and line (a missing field, invalid JSON, a label that
-is not a string or integer, an empty label, a label not in ``--labels``); rows whose text is empty or only
-whitespace are skipped and counted in the training report. Without a separate test source, a seeded
+CSV and JSONL are parsed by the runtime's readers (:mod:`edge_infer.inputs`). Bad rows stop the run with one
+line naming the file and line (a missing field, invalid JSON, a label that is not a string or integer, an
+empty label, a label not in ``--labels``); rows whose text is empty or only whitespace (the empty-text rule
+of :mod:`edge_infer.task`) are skipped and counted in the training report. Without a separate test source, a seeded
 stratified ``TEST_FRACTION`` of the rows is held out as the test split. No TensorFlow here.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from edge_infer.inputs.records import csv_values, jsonl_values
 from edge_infer.storage import file_sha256
+from edge_infer.task import is_blank
 from train.data import LABELS, DataError, Split, hold_out, imdb_root, rating, read_imdb_items
 
 TEST_FRACTION = 0.2
@@ -119,11 +120,25 @@ def _label_name(value: Any, where: str, field_name: str) -> str:
     return name
 
 
-def _open_text(path: Path, newline: str | None = None):
-    """``path`` opened as UTF-8 text (a BOM dropped), through gzip when its name ends in ``.gz``."""
+def _open_binary(path: Path) -> BinaryIO:
+    """``path`` opened for binary reading, through gzip when its name ends in ``.gz``."""
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
-    return path.open(encoding="utf-8-sig", newline=newline)
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _records(path: Path, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``file:line``, fields) of each record of a CSV or JSONL file, parsed by :mod:`edge_infer.inputs` (the
+    runtime's readers: the same CSV dialect, JSON Lines and UTF-8 rules); the first bad record is a DataError."""
+    try:
+        with _open_binary(path) as stream:
+            for line, values, error in csv_values(stream) if kind == "csv" else jsonl_values(stream):
+                where = str(path) if line is None else f"{path}:{line}"
+                if values is None:
+                    raise DataError(f"{where}: {error}")
+                yield where, values
+    except (OSError, EOFError) as error:  # unreadable, or a broken .gz
+        raise DataError(f"{path}: cannot be read ({error})") from None
 
 
 def _collect(records: Iterator[tuple[str, dict[str, Any]]], text_field: str, label_field: str, kind: str,
@@ -139,7 +154,7 @@ def _collect(records: Iterator[tuple[str, dict[str, Any]]], text_field: str, lab
         if not isinstance(text, str):
             raise DataError(f"{where}: text field {text_field!r} is {type(text).__name__}, not a string")
         label = _label_name(record[label_field], where, label_field)
-        if not text.strip():
+        if is_blank(text):
             skipped += 1
             continue
         texts.append(text)
@@ -149,48 +164,6 @@ def _collect(records: Iterator[tuple[str, dict[str, Any]]], text_field: str, lab
             value = record.get(name, "")
             values.append(value if isinstance(value, str) else str(value))
     return Rows(texts, names, wheres, kind, str(path), file_sha256(path), skipped, kept)
-
-
-def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        with _open_text(path, newline="") as handle:
-            reader = csv.reader(handle, strict=True)
-            header = next(reader, None)
-            if not header:
-                raise DataError(f"{path}: empty CSV file (a header row is needed)")
-            start = reader.line_num + 1
-            for row in reader:
-                where = f"{path}:{start}"
-                start = reader.line_num + 1
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
-                yield where, dict(zip(header, row))
-    except csv.Error as error:
-        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({error})") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-
-
-def _jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        with _open_text(path) as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    record = json.loads(line)
-                except ValueError as error:
-                    raise DataError(f"{where}: not valid JSON ({error})") from None
-                if not isinstance(record, dict):
-                    raise DataError(f"{where}: a JSON {type(record).__name__}, not an object")
-                yield where, record
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except (OSError, EOFError) as error:  # a broken .gz
-        raise DataError(f"{path}: cannot be read ({error})") from None
 
 
 def _read_folder(path: Path) -> Rows:
@@ -204,7 +177,7 @@ def _read_folder(path: Path) -> Rows:
             except (OSError, UnicodeDecodeError) as error:
                 raise DataError(f"{file}: cannot be read as UTF-8 text ({error})") from None
             digest.update(f"{sub.name}/{file.name}\0{text}\0".encode())
-            if not text.strip():
+            if is_blank(text):
                 skipped += 1
                 continue
             texts.append(text)
@@ -222,10 +195,8 @@ def read_rows(path: Path, text_field: str | None = None, label_field: str | None
     kind = kind_of(path)
     text_field = text_field or DEFAULT_TEXT_FIELD
     label_field = label_field or DEFAULT_LABEL_FIELD
-    if kind == "csv":
-        rows = _collect(_csv_records(path), text_field, label_field, kind, path, keep)
-    elif kind == "jsonl":
-        rows = _collect(_jsonl_records(path), text_field, label_field, kind, path, keep)
+    if kind in ("csv", "jsonl"):
+        rows = _collect(_records(path, kind), text_field, label_field, kind, path, keep)
     elif kind == "folder":
         return _read_folder(path)
     else:

@@ -1,6 +1,8 @@
 """The ``edge-infer`` command: a shell over the library. Owns the terminal: one line per error, never a traceback.
 
-Exit codes are :mod:`edge_infer.exit_codes` (the README's table), the same for every command.
+Exit codes are :mod:`edge_infer.exit_codes` (the README's table), the same for every command. The app and
+what the commands share are in :mod:`edge_infer.cli.common`; each command is a module here that registers
+itself on that app when imported.
 """
 
 from __future__ import annotations
@@ -24,18 +26,11 @@ if _OWN_SIGINT:
 
 import typer  # noqa: E402
 
-from edge_infer import __version__, exit_codes  # noqa: E402
+from edge_infer import exit_codes  # noqa: E402
+from edge_infer.cli import bulk, evaluate, explain, info, predict, serve  # noqa: E402,F401  (registers the commands)
+from edge_infer.cli.common import Interrupted, OutputClosed, app, err  # noqa: E402
 
-EXIT_CODES_HELP = "\b\n" + exit_codes.describe()  # \b: click keeps the table's lines as they are
-
-app = typer.Typer(
-    help="Movie-review sentiment on small CPUs (ONNX Runtime, no TensorFlow).",
-    epilog=EXIT_CODES_HELP,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
+__all__ = ["app", "main"]
 
 _sigint_seen = False
 
@@ -45,45 +40,6 @@ def _interrupt(signum: int, frame: object) -> None:
     global _sigint_seen
     _sigint_seen = True
     raise KeyboardInterrupt
-
-
-class Interrupted(Exception):
-    """Ctrl-C inside a command; ``str()`` is what to tell the user."""
-
-
-class OutputClosed(Exception):
-    """Standard output was closed by the reader (``| head``)."""
-
-
-def err(message: str) -> None:
-    """One error line on stderr, with the program's prefix."""
-    typer.echo(f"edge-infer: error: {message}", err=True)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"edge-infer {__version__}")
-        raise typer.Exit(exit_codes.OK)
-
-
-@app.callback(invoke_without_command=True)
-def _root(
-    ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """Movie-review sentiment on small CPUs (ONNX Runtime, no TensorFlow)."""
-    if ctx.invoked_subcommand is None:  # bare `edge-infer`: the help on stderr, as a usage error
-        typer.echo(ctx.get_help(), err=True)
-        raise typer.Exit(exit_codes.USAGE)
-
-
-from edge_infer.cli import bulk as _bulk  # noqa: E402,F401
-from edge_infer.cli import evaluate as _evaluate  # noqa: E402,F401
-from edge_infer.cli import explain as _explain  # noqa: E402,F401
-from edge_infer.cli import info as _info  # noqa: E402,F401  (registers the command)
-from edge_infer.cli import predict as _predict  # noqa: E402,F401
-from edge_infer.cli import serve as _serve  # noqa: E402,F401
 
 
 def _quiet_stdout() -> None:

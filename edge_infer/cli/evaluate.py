@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 import typer
 
 from edge_infer import exit_codes
-from edge_infer.cli import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
+from edge_infer.cli.common import EXIT_CODES_HELP, Interrupted, OutputClosed, app, err
 from edge_infer.cli.options import (
     Int8Option,
     ModelOption,

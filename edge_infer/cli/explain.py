@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from edge_infer import exit_codes
-from edge_infer.cli import EXIT_CODES_HELP, OutputClosed, app, err
+from edge_infer.cli.common import EXIT_CODES_HELP, OutputClosed, app, err
 from edge_infer.cli.options import Int8Option, ModelOption, ThreadsOption, display_name, load_classifier, output_path
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def explain(
 
 def _read(source: str, clf: SentimentClassifier) -> tuple[str, str]:
     """``(name, text)``: standard input, a file (read as ``predict`` reads it) or the argument itself."""
-    from edge_infer.reading import InputError, read_stdin, read_text_file
+    from edge_infer.inputs.reading import InputError, read_stdin, read_text_file
 
     budget, keep = clf.byte_budget, clf.keep
     try:

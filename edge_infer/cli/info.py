@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from edge_infer import __version__, exit_codes
-from edge_infer.cli import EXIT_CODES_HELP, app, err
+from edge_infer.cli.common import EXIT_CODES_HELP, app, err
 from edge_infer.cli.options import ModelOption, model_path
 
 

@@ -77,7 +77,7 @@ def load_classifier(model: str | Path | None, int8: bool, threads: int | None) -
     """The classifier of ``--model``/``--int8``/``--threads``; a refused model is one line and exit 3."""
     from edge_infer import exit_codes
     from edge_infer.classifier import SentimentClassifier
-    from edge_infer.cli import err
+    from edge_infer.cli.common import err
     from edge_infer.model_folder import ModelError
 
     try:

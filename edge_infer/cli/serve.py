@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edge_infer import exit_codes
-from edge_infer.cli import EXIT_CODES_HELP, app, err
+from edge_infer.cli.common import EXIT_CODES_HELP, app, err
 from edge_infer.cli.options import ModelOption, model_path, threads_option
 
 

@@ -2,9 +2,9 @@
 
 Everything is read as it arrives and with bounded memory: a record is yielded as soon as it is complete,
 a long text keeps only the part the model uses (``budget`` bytes from the ``keep`` end, see
-:func:`edge_infer.reading.byte_budget`), and an over-long JSONL or CSV record is skipped without being
-held. A record that cannot be classified carries a one-line ``error`` and where it starts; the others
-go on.
+:func:`edge_infer.inputs.reading.byte_budget`), and an over-long JSONL or CSV record is skipped
+without being held. A record that cannot be classified carries a one-line ``error`` and where it
+starts; the others go on.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 from edge_infer.inputs.base import KINDS, RECORD_CAP, Kind, Record, Tally
 from edge_infer.inputs.files import SUFFIXES, csv_delimiter, expand, open_input, total_size, whole_files
+from edge_infer.inputs.reading import InputError, Keep, byte_budget, keep_side
 from edge_infer.inputs.records import csv_records, jsonl_records, line_records
-from edge_infer.reading import InputError, Keep, byte_budget, keep_side
 
 __all__ = ["KINDS", "RECORD_CAP", "InputError", "Keep", "Kind", "Record", "Tally", "byte_budget",
            "iter_records", "keep_side"]

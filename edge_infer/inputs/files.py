@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from edge_infer.inputs.base import Record, Tally
-from edge_infer.reading import InputError, Keep, open_file, read_stdin, read_text_file, stdin_stream
+from edge_infer.inputs.reading import InputError, Keep, open_file, read_stdin, read_text_file, stdin_stream
 
 Entry = tuple[str, "Path | None", "str | None"]
 """``(name, path, error)``: ``path`` is ``None`` for standard input; ``error`` a reason it cannot be read."""

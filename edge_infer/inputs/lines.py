@@ -8,14 +8,13 @@ as soon as they arrive on a pipe or a FIFO.
 
 from __future__ import annotations
 
-import os
 import select
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from edge_infer.inputs.base import Tally
+from edge_infer.inputs.reading import regular_size
 
 KeepPart = Literal["head", "tail", "none"]
 FindEnd = Callable[[bytearray, int], int]
@@ -42,15 +41,6 @@ class RawLine:
     length: int
     cut: bool = False
     error: str | None = None
-
-
-def regular_size(stream: BinaryIO) -> int | None:
-    """The size of ``stream`` when it is a regular file, else ``None`` (a pipe, a FIFO, a terminal)."""
-    try:
-        st = os.fstat(stream.fileno())
-    except (AttributeError, OSError, ValueError):
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _would_wait(stream: BinaryIO) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from edge_infer.inputs.base import RECORD_CAP, Record, Tally
 from edge_infer.inputs.csvsplit import RecordEnds
 from edge_infer.inputs.lines import RawLine, physical_lines
-from edge_infer.reading import InputError, Keep, decode_text
+from edge_infer.inputs.reading import InputError, Keep, decode_text
 from edge_infer.task import blank_error
 
 Waiter = Callable[[], None] | None
@@ -110,16 +110,20 @@ def make_record(name: str, line: int, values: Mapping[str, Any], *, text_field: 
     return Record(name, line, ident, clip(text, budget, keep), label)
 
 
-def jsonl_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str | None, label_field: str | None,
-                  budget: int, keep: Keep, tally: Tally | None = None, on_wait: Waiter = None) -> Iterator[Record]:
-    """One JSON object per line; blank lines are skipped. A line over :data:`RECORD_CAP` bytes is a bad
-    record, read past without being held."""
+Parsed = tuple[int | None, dict[str, Any] | None, str | None]
+"""``(line, values, error)``: the line a record starts on, its fields by name, or (``values`` None) why it
+cannot be read. Every reader's errors are one-line reasons; a reason with ``line`` None concerns the file."""
+
+
+def jsonl_values(stream: BinaryIO, *, tally: Tally | None = None, on_wait: Waiter = None) -> Iterator[Parsed]:
+    """One JSON object per line, parsed; blank lines are skipped. A line over :data:`RECORD_CAP` bytes is an
+    error, read past without being held; a NUL byte (a binary file) is an error that ends the stream."""
     for raw in physical_lines(stream, RECORD_CAP, "none", tally=tally, on_wait=on_wait):
         if raw.error is not None:
-            yield Record(name, raw.number, None, None, error=raw.error)
+            yield raw.number, None, raw.error
             return
         if raw.cut:
-            yield Record(name, raw.number, None, None, error=too_long(raw.length))
+            yield raw.number, None, too_long(raw.length)
             continue
         try:
             line = _decode(raw)
@@ -134,9 +138,20 @@ def jsonl_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str
             if not isinstance(obj, dict):
                 raise InputError("", f"not a JSON object but {_kind(obj)}")
         except InputError as exc:
-            yield Record(name, raw.number, None, None, error=exc.reason)
+            yield raw.number, None, exc.reason
             continue
-        yield make_record(name, raw.number, obj, text_field=text_field, id_field=id_field,
+        yield raw.number, obj, None
+
+
+def jsonl_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str | None, label_field: str | None,
+                  budget: int, keep: Keep, tally: Tally | None = None, on_wait: Waiter = None) -> Iterator[Record]:
+    """:func:`jsonl_values` as records."""
+    for line, values, error in jsonl_values(stream, tally=tally, on_wait=on_wait):
+        if values is None:
+            yield Record(name, line, None, None, error=error)
+            continue
+        assert line is not None
+        yield make_record(name, line, values, text_field=text_field, id_field=id_field,
                           label_field=label_field, budget=budget, keep=keep)
 
 
@@ -152,14 +167,14 @@ def _csv_row(raw: RawLine, delimiter: str) -> list[str]:
         csv.field_size_limit(old)
 
 
-def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str | None, label_field: str | None,
-                delimiter: str = ",", budget: int, keep: Keep, tally: Tally | None = None,
-                on_wait: Waiter = None) -> Iterator[Record]:
-    """RFC 4180 CSV with a header row naming the columns; quoted fields may hold delimiters and newlines.
+def csv_values(stream: BinaryIO, *, fields: Sequence[str] = (), delimiter: str = ",", tally: Tally | None = None,
+               on_wait: Waiter = None) -> Iterator[Parsed]:
+    """RFC 4180 CSV with a header row naming the columns, parsed; quoted fields may hold delimiters and newlines.
 
     Records are split at newlines outside quotes before they are parsed, so a bad or over-long record
-    never shifts the ones after it. Blank lines are skipped. A header without the asked-for columns, or
-    a quote still open at the end of the file, is one error that ends the file.
+    never shifts the ones after it. Blank lines are skipped; a repeated column name gives its first
+    column. A header without every column of ``fields``, a quote still open at the end of the file, a
+    NUL byte or no header at all is one error that ends the file.
     """
     ends = RecordEnds(delimiter)
     header: Sequence[str] | None = None
@@ -167,18 +182,17 @@ def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str |
     for raw in physical_lines(stream, RECORD_CAP, "none", tally=tally, on_wait=on_wait, find_end=ends):
         start, line = line, ends.lines + 1
         if raw.error is not None:
-            yield Record(name, line, None, None, error=raw.error)
+            yield line, None, raw.error
             return
         if ends.open_quote:  # only the end of the input ends a record inside quotes
-            yield Record(name, start, None, None, error="unclosed quote: the record that starts on this line "
-                                                         "runs to the end of the file")
+            yield start, None, "unclosed quote: the record that starts on this line runs to the end of the file"
             return
         try:
             if raw.cut:
                 raise InputError("", too_long(raw.length))
             row = _csv_row(raw, delimiter)
         except InputError as exc:
-            yield Record(name, start, None, None, error=exc.reason)
+            yield start, None, exc.reason
             if header is None:
                 return
             continue
@@ -186,20 +200,29 @@ def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str |
             continue
         if header is None:
             header = row
-            wanted = [f for f in (text_field, id_field, label_field) if f is not None]
-            missing = [f for f in wanted if f not in header]
+            missing = [f for f in fields if f not in header]
             if missing:
                 names = ", ".join(repr(f) for f in missing)
-                yield Record(name, start, None, None, error=f"no column {names} in the header (columns: "
-                                                           f"{', '.join(header)})")
+                yield start, None, f"no column {names} in the header (columns: {', '.join(header)})"
                 return
             continue
         if len(row) != len(header):
-            yield Record(name, start, None, None, error=f"{len(row)} field{'s' * (len(row) != 1)}; the header has "
-                                                         f"{len(header)}")
+            yield start, None, f"{len(row)} field{'s' * (len(row) != 1)}; the header has {len(header)}"
             continue
-        values = dict(zip(reversed(header), reversed(row)))  # a repeated column name: its first one
-        yield make_record(name, start, values, text_field=text_field, id_field=id_field,
-                          label_field=label_field, budget=budget, keep=keep, what="column")
+        yield start, dict(zip(reversed(header), reversed(row))), None  # a repeated column name: its first one
     if header is None:
-        yield Record(name, None, None, None, error="empty file (no header row)")
+        yield None, None, "empty file (no header row)"
+
+
+def csv_records(name: str, stream: BinaryIO, *, text_field: str, id_field: str | None, label_field: str | None,
+                delimiter: str = ",", budget: int, keep: Keep, tally: Tally | None = None,
+                on_wait: Waiter = None) -> Iterator[Record]:
+    """:func:`csv_values` as records; the header must name ``text_field`` and the id and label fields given."""
+    fields = [f for f in (text_field, id_field, label_field) if f is not None]
+    for line, values, error in csv_values(stream, fields=fields, delimiter=delimiter, tally=tally, on_wait=on_wait):
+        if values is None:
+            yield Record(name, line, None, None, error=error)
+            continue
+        assert line is not None
+        yield make_record(name, line, values, text_field=text_field, id_field=id_field,
+                          label_field=label_field, budget=budget, keep=keep, what="column")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from edge_infer.reading import InputError
+from edge_infer.inputs.reading import InputError
 
 TEXT_ERROR = "_edge_infer_text_error"
 """Column added to JSON Lines input whose text column holds non-strings: why each row cannot be scored."""

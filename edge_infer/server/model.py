@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from edge_infer.classifier import SentimentClassifier, info_document, verify
+from edge_infer.classifier import SentimentClassifier, info_document, verify_rest
 from edge_infer.server.settings import Settings
 
 
@@ -29,5 +29,5 @@ def load_model(settings: Settings) -> Loaded:
     (a tampered or unusable model) or ``ValueError`` (bad ``threads``)."""
     threads = settings.threads if settings.threads is not None else default_threads()
     clf = SentimentClassifier.load(settings.model, quantized=settings.int8, threads=threads)
-    manifest = verify(clf.manifest.directory)  # every listed file, as `edge-infer info` does
+    manifest = verify_rest(clf)  # with load: every listed file verified once, as `edge-infer info` does
     return Loaded(clf, info_document(manifest))

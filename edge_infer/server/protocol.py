@@ -17,7 +17,7 @@ runs out of file descriptors. :class:`GuardedHttpTools` adds, per connection
 No response is written while an earlier answer on the connection is pending (pipelining): the connection
 is closed instead. Each refusal is counted and logged rate-limited (:data:`~edge_infer.server.connections.REFUSALS`).
 
-Coupling to uvicorn's internals (uvicorn is pinned below 0.55), all in this class and each covered by
+Coupling to uvicorn's internals (uvicorn is pinned below 0.56), all in this class and each covered by
 tests/test_serve_faults.py: the constructor's arguments; the httptools parser callbacks being methods of
 the protocol (``on_message_begin``, ``on_url``, ``on_header``, ``on_headers_complete``, ``on_body``,
 ``on_message_complete``); ``on_response_complete`` being called when an answer is complete; and

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import signal
 import socket
-from types import FrameType
+import threading
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -19,6 +22,9 @@ from edge_infer.server.protocol import protocol_factory
 from edge_infer.server.settings import ENV_VAR, Settings
 
 log = logging.getLogger(logs.LOGGER)
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that stop the server gracefully."""
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -64,8 +70,31 @@ def _config(app: object, settings: Settings, limits: ConnectionLimits, **extra: 
                           timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_s), **extra)  # type: ignore[arg-type]
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server; a signal ends it normally (exit 0). The app learns about SIGTERM/SIGINT itself."""
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, except that a signal ends it normally (exit 0): SIGTERM/SIGINT start its graceful
+    shutdown, and :meth:`serve` returns. The app learns about the signal itself (its lifespan)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The one point where this module leans on uvicorn beyond its documented API: Server.serve() wraps the
+        # serving in self.capture_signals(), and uvicorn's own version raises each captured signal again once
+        # the server has stopped (0.29+), which would turn a graceful SIGTERM into death by SIGTERM. This
+        # override installs the same handler (handle_exit, public) and restores the old handlers, without
+        # raising anything again. tests/test_serve.py::test_uvicorn_still_serves_inside_capture_signals
+        # fails if a uvicorn release stops calling it or changes what a signal does.
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+class _Server(GracefulServer):
+    """:class:`GracefulServer` that logs where it listens once started."""
 
     def __init__(self, config: uvicorn.Config, state: ServerState, sock: socket.socket) -> None:
         super().__init__(config)
@@ -77,10 +106,6 @@ class _Server(uvicorn.Server):
         if self.started:
             log.info("edge-infer %s serving %s on %s", _variant(self._state), self._state.loaded.info["path"],
                      url(self._sock), extra={"fields": {"event": "listening", "url": url(self._sock)}})
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()  # do not re-raise the signal after a graceful shutdown
 
 
 def _variant(state: ServerState) -> str:

@@ -1,5 +1,7 @@
 // The demo page: classify and explain as you type. The model lives in a worker (worker.js): the page's thread
 // only draws, so the textarea never waits for ONNX Runtime. int8 by default; ?fp32 for the fp32 file.
+import { isBlank } from './lib/task.js';
+
 const $ = (id) => document.getElementById(id);
 const status = (text, state) => { $('status').textContent = text; $('status').dataset.state = state; };
 const FAINT = 0.1; // words under this share of the strongest |contribution| stay unshaded
@@ -79,7 +81,7 @@ function main() {
   $('review').addEventListener('input', () => {
     const text = $('review').value;
     latest += 1;
-    if (!text.trim()) {
+    if (isBlank(text)) { // the package's empty-text rule (src/task.js), as the worker's classifier applies it
       Object.assign($('result').dataset, { state: 'empty', label: '' });
       $('label').textContent = '—'; $('score').textContent = 'Type something.'; $('scores').textContent = '';
       $('bar').style.width = '0';

@@ -66,6 +66,13 @@ test('demo page: a typed review gets Python\'s label and score (int8, wasm), off
     await page.screenshot({ path: SHOT, fullPage: true });
     console.log(`# screenshot: ${SHOT}`);
 
+    // The page's empty-text rule is src/task.js's (Python's isspace): U+001C is blank there, though String.trim
+    // keeps it (with trim, the page sent it to the worker, which refused it).
+    await page.$eval('#review', (el) => { el.value = '\u001c '; el.dispatchEvent(new Event('input')); });
+    await page.waitForFunction(() => ['empty', 'refused'].includes(document.querySelector('#result').dataset.state),
+      { timeout: 20000 });
+    assert.equal(await page.$eval('#result', (e) => e.dataset.state), 'empty');
+
     // Highlighting as you type: the words of a short review, shaded with Python's numbers (int8, P(positive)).
     await page.$eval('#review', (el) => { el.value = ''; });
     await page.type('#review', EXPLAINED.text);

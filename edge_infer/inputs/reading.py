@@ -5,6 +5,9 @@ naming), the first ones for ``"post"``. So a large file is read only from that e
 :func:`byte_budget` bytes, which holds ``max_len`` tokens of any ordinary text. A word or a multi-byte
 UTF-8 character cut at the edge of what was read is dropped. Every problem is an :class:`InputError`
 with a one-line reason.
+
+Also the project's one place for opening and sizing files safely: :func:`regular_size`, :func:`open_file`
+(inputs, FIFOs included) and :func:`open_regular` (a model's files: regular files only, never blocking).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import os
 import re
 import stat
 import sys
-from typing import BinaryIO, Literal
+from typing import IO, BinaryIO, Literal
 
+from edge_infer.storage import describe_mode
 from edge_infer.task import is_blank
 
 Keep = Literal["head", "tail"]
@@ -56,7 +60,7 @@ def read_bounded(stream: BinaryIO, budget: int, keep: Keep) -> tuple[bytes, int,
     keeping only the last ``budget`` bytes for ``keep="tail"``; a NUL byte (binary input) or more than
     :data:`MAX_STREAM_BYTES` stops the stream with :class:`InputError`.
     """
-    size = _regular_size(stream)
+    size = _size_from_start(stream)
     if size is not None and size > budget:
         if keep == "tail":
             stream.seek(size - budget, os.SEEK_SET)
@@ -83,19 +87,22 @@ def read_bounded(stream: BinaryIO, budget: int, keep: Keep) -> tuple[bytes, int,
     return data, total - len(data), cut
 
 
-def _regular_size(stream: BinaryIO) -> int | None:
+def regular_size(stream: BinaryIO) -> int | None:
+    """The size of ``stream`` when it is a regular file, else ``None`` (a pipe, a FIFO, a terminal)."""
     try:
         st = os.fstat(stream.fileno())
     except (AttributeError, OSError, ValueError):
         return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _size_from_start(stream: BinaryIO) -> int | None:
+    """:func:`regular_size` of a stream still at its start (one read with a seek can take either end)."""
+    size = regular_size(stream)
     try:
-        if stream.tell() != 0:
-            return None
+        return size if size is not None and stream.tell() == 0 else None
     except OSError:
         return None
-    return st.st_size
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes:
@@ -180,6 +187,39 @@ def open_file(path: str | os.PathLike[str]) -> BinaryIO:
         raise InputError(name, "permission denied") from None
     except OSError as exc:
         raise InputError(name, f"cannot open: {exc.strerror or exc}") from None
+
+
+class NotRegularFileError(OSError):
+    """A path that is a FIFO, a device, a socket or a directory where a regular file is needed."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open ``path`` for reading only if it is a regular file (a symlink to one is fine).
+
+    Opened non-blocking first, so a FIFO or a device never blocks the caller; checked with ``fstat`` on
+    the open descriptor, so the file checked is the file read. Raises ``OSError`` (:class:`NotRegularFileError`
+    for another kind of file); :func:`read_error` words it. (:func:`open_file` opens inputs, which may be FIFOs.)
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(f"not a regular file ({describe_mode(mode)})")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_error(exc: OSError, missing: str) -> str:
+    """The one-line reason for an error of :func:`open_regular` or of reading; ``missing`` for a missing file."""
+    if isinstance(exc, FileNotFoundError):
+        return missing
+    if isinstance(exc, NotRegularFileError):
+        return str(exc)
+    return f"cannot read: {exc.strerror or exc}"
 
 
 def read_stdin(budget: int, keep: Keep) -> str:
