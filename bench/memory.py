@@ -25,6 +25,7 @@ Not a unit test.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -52,11 +53,11 @@ def _status() -> dict[str, int]:
     return out
 
 
-def _rss_mib() -> float:
+def rss_mib() -> float:
     return _status()["VmRSS"] / 1024
 
 
-def _hwm_mib() -> float:
+def hwm_mib() -> float:
     return _status()["VmHWM"] / 1024
 
 
@@ -83,8 +84,10 @@ def synthetic_texts(tokens: tuple[str, ...], count: int, words: int, seed: int =
     return texts
 
 
-def _no_arena_session(model: Any, threads: int | None = None) -> Any:
-    """The runtime's session options (edge_infer.inference.new_session) with the CPU memory arena off."""
+def bench_session(model: Any, threads: int | None = None, *, arena: bool = True,
+                  config: dict[str, str] | None = None) -> Any:
+    """The runtime's session options (edge_infer.inference.new_session), with what-ifs the runtime does not offer:
+    the CPU memory arena off, extra session config entries."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -93,37 +96,39 @@ def _no_arena_session(model: Any, threads: int | None = None) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    options.enable_cpu_mem_arena = False
+    options.enable_cpu_mem_arena = arena
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def child(args: argparse.Namespace) -> None:
     """One measurement; prints one JSON object."""
-    steps = {"start": _rss_mib()}
+    steps = {"start": rss_mib()}
     import edge_infer  # noqa: F401  (lazy: names resolve on first use)
 
-    steps["import edge_infer"] = _rss_mib()
+    steps["import edge_infer"] = rss_mib()
     from edge_infer import SentimentClassifier
 
-    steps["import SentimentClassifier"] = _rss_mib()
+    steps["import SentimentClassifier"] = rss_mib()
     import onnxruntime  # noqa: F401
 
-    steps["import onnxruntime"] = _rss_mib()
+    steps["import onnxruntime"] = rss_mib()
     if args.variant == "no-arena":
         import edge_infer.classifier
 
-        edge_infer.classifier.new_session = _no_arena_session  # type: ignore[assignment]
+        edge_infer.classifier.new_session = functools.partial(bench_session, arena=False)  # type: ignore[assignment]
     threads = args.threads[0] or None  # 0: ONNX Runtime's default
     clf = SentimentClassifier.load(args.child, quantized=args.precision == "int8", threads=threads)
     if args.variant == "drop-bytes":  # onnxruntime keeps them only to re-create the session (provider fallback)
         clf._scorer.session._model_bytes = None
-    steps["loaded (at rest)"] = _rss_mib()
-    load_peak = _hwm_mib()
+    steps["loaded (at rest)"] = rss_mib()
+    load_peak = hwm_mib()
     count = {"one": 1, "batch": args.batch, "stream": args.texts, "stream-small": args.texts}[args.workload]
     texts = [SHORT_TEXT] if args.workload == "one" else synthetic_texts(clf.tokenizer.vocabulary.tokens, count,
                                                                         args.words)
     tokens = sum(len(clf.tokenizer.ids(t)) for t in texts) / len(texts)
-    before = _rss_mib()
+    before = rss_mib()
     reset = _reset_peak()
     started = time.perf_counter()
     if args.workload.startswith("stream"):
@@ -132,8 +137,8 @@ def child(args: argparse.Namespace) -> None:
     else:
         done = len(clf.predict(texts))
     seconds = time.perf_counter() - started
-    json.dump({"steps": steps, "load_peak": load_peak, "before_workload": before, "peak": _hwm_mib(),
-               "after_workload": _rss_mib(), "peak_reset": reset, "texts": done, "mean_tokens": tokens,
+    json.dump({"steps": steps, "load_peak": load_peak, "before_workload": before, "peak": hwm_mib(),
+               "after_workload": rss_mib(), "peak_reset": reset, "texts": done, "mean_tokens": tokens,
                "seconds": seconds}, sys.stdout)
 
 

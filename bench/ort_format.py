@@ -15,7 +15,13 @@ checks an ``.onnx`` file, and ``--texts`` synthetic texts of 1 to 400 words (fro
 plus a handful of fixed ones are scored through the same tokenizer and batching, batched and one at a time,
 against the verified ``.onnx`` model: max |diff| of the probabilities and whether every label is equal.
 One more conversion of all the files together writes the operator config a minimal build of every model
-needs (``--include_ops_by_config``). Prints the tables and writes them to OUT.md and OUT.json. Not a unit test.
+needs (``--include_ops_by_config``). Each file's session is also created in fresh processes, to compare the
+RSS it adds (after ``import onnxruntime``, session made, one short text scored): ``.onnx`` from its path, from
+bytes (as the runtime loads the verified bytes; onnxruntime's Python session keeps them), ``.ort`` from its
+path and from bytes. (Using ``.ort`` bytes in place, ``session.use_ort_model_bytes_directly`` with
+``session.use_ort_model_bytes_for_initializers``, crashes from Python, SIGSEGV: the binding hands ONNX Runtime
+a temporary copy of the bytes; it is for the C/C++ API, where the caller owns the buffer.) Prints the tables
+and writes them to OUT.md and OUT.json. Linux only (``/proc``). Not a unit test.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
-from memory import machine, model_folders, synthetic_texts, write_results  # noqa: E402
+from memory import bench_session, machine, model_folders, rss_mib, synthetic_texts, write_results  # noqa: E402
 
 from edge_infer import SentimentClassifier  # noqa: E402
 from edge_infer.inference import OnnxScorer, check_signature, new_session, session_metadata  # noqa: E402
@@ -121,6 +127,39 @@ def compare(onnx_clf: SentimentClassifier, ort_clf: SentimentClassifier, texts: 
             "label_differences": sum(a != b for a, b in zip(labels[0], labels[1]))}
 
 
+LOADS = ("onnx path", "onnx bytes", "ort path", "ort bytes")
+
+
+def rss_child(load: str, path: Path, input_name: str) -> None:
+    """One session made as ``load`` says; prints the RSS it added (MiB), at rest and after one short input."""
+    import onnxruntime  # noqa: F401  (its own RSS is not the session's)
+
+    base = rss_mib()
+    if load == "ort bytes":
+        session = bench_session(path.read_bytes(), 1, config={"session.load_model_format": "ORT"})
+    elif load == "onnx bytes":
+        session = bench_session(path.read_bytes(), 1)
+    else:
+        session = bench_session(str(path), 1)
+    rest = rss_mib()
+    session.run(None, {input_name: np.array([[5, 6, 7, 8] + [0] * (200 - 4)], dtype=np.int32)})
+    json.dump({"at_rest": rest - base, "after_one": rss_mib() - base}, sys.stdout)
+
+
+def session_rss(paths: dict[str, Path], input_name: str, repeats: int = 3) -> dict[str, dict[str, float]]:
+    """:func:`rss_child` for each way of loading, in fresh processes; medians of ``repeats``."""
+    out = {}
+    for load in LOADS:
+        path = paths["ort" if load.startswith("ort") else "onnx"]
+        runs = []
+        for _ in range(repeats):
+            done = subprocess.run([sys.executable, __file__, "--rss-child", load, str(path), input_name],
+                                  capture_output=True, text=True, check=True, timeout=600)
+            runs.append(json.loads(done.stdout))
+        out[load] = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in ("at_rest", "after_one")}
+    return out
+
+
 def check_model(folder: Path, precision: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     clf = SentimentClassifier.load(folder, quantized=precision == "int8", threads=1)
     onnx_path = clf.manifest.path_of(precision)
@@ -138,7 +177,8 @@ def check_model(folder: Path, precision: str, work: Path, args: argparse.Namespa
     result = {"model": folder.name, "precision": precision, "onnx_bytes": onnx_path.stat().st_size,
               "ort_bytes": ort_path.stat().st_size, "convert_seconds": seconds,
               "ops": read_config((out / f"{stem}.required_operators_and_types.config").read_text(encoding="utf-8")),
-              **compare(clf, ort_clf, texts + list(FIXED_TEXTS))}
+              **compare(clf, ort_clf, texts + list(FIXED_TEXTS)),
+              "session_rss": session_rss({"onnx": onnx_path, "ort": ort_path}, clf.manifest.input_name)}
     result["texts_detail"] = f"{args.texts} synthetic (1-400 words) + {len(FIXED_TEXTS)} fixed"
     return result
 
@@ -161,6 +201,15 @@ def markdown(res: dict[str, Any]) -> str:
                      f"| {r['ort_bytes'] / r['onnx_bytes']:.3f} | {r['convert_seconds']:.1f} s | {r['texts']} "
                      f"| {r['max_abs_diff_batched']:.1e} / {r['max_abs_diff_single']:.1e} "
                      f"| {'yes' if r['labels_equal'] else 'NO (' + str(r['label_differences']) + ')'} | {ops} |")
+    lines += ["", "## RSS a session adds, by the way it is loaded", "",
+              "MiB over the RSS after `import onnxruntime`, threads 1, medians of 3 fresh processes: at rest / "
+              "after one short input (padded to 200 tokens). *onnx bytes* is how the runtime loads (the verified "
+              "bytes; onnxruntime's Python `InferenceSession` keeps a reference to them for its life).", "",
+              "| model | precision | " + " | ".join(LOADS) + " |", "| --- | --- |" + " ---: |" * len(LOADS)]
+    for r in res["rows"]:
+        cells = " | ".join(f"{r['session_rss'][k]['at_rest']:.1f} / {r['session_rss'][k]['after_one']:.1f}"
+                           for k in LOADS)
+        lines.append(f"| {r['model']} | {r['precision']} | {cells} |")
     lines += ["", "## Operators a minimal build needs for all of these models", "",
               f"From `required_operators_and_types.config` of one conversion of all {len(res['rows'])} files "
               "(`--enable_type_reduction`: the types each kernel must keep).", "",
@@ -185,7 +234,12 @@ def main() -> None:
                    help="the converter's --target_platform (default: none given)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ort_format",
                    help="writes OUT.md, OUT.json")
+    p.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.rss_child:
+        load, path, input_name = args.rss_child
+        rss_child(load, Path(path), input_name)
+        return
     started = time.time()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
