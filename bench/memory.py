@@ -392,7 +392,7 @@ def main() -> None:
                 for variant in args.variants:
                     rows.append(measure(folder, precision, 1, args, variant))
                     print(json.dumps(rows[-1]), flush=True)
-    res = {"command": "python bench/memory.py " + " ".join(sys.argv[1:]), "machine": machine(),
+    res = {"command": " ".join(["python bench/memory.py", *sys.argv[1:]]), "machine": machine(),
            "settings": {k: getattr(args, k) for k in ("texts", "batch", "small_chunk", "words", "repeats",
                                                           "threads", "variants")},
            "rows": rows, "cli": cli, "files": files, "weights": weights, "wheel": wheel_models(),

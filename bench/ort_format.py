@@ -18,10 +18,10 @@ One more conversion of all the files together writes the operator config a minim
 needs (``--include_ops_by_config``). Each file's session is also created in fresh processes, to compare the
 RSS it adds (after ``import onnxruntime``, session made, one short text scored): ``.onnx`` from its path, from
 bytes (as the runtime loads the verified bytes; onnxruntime's Python session keeps them), ``.ort`` from its
-path and from bytes. (Using ``.ort`` bytes in place, ``session.use_ort_model_bytes_directly`` with
-``session.use_ort_model_bytes_for_initializers``, crashes from Python, SIGSEGV: the binding hands ONNX Runtime
-a temporary copy of the bytes; it is for the C/C++ API, where the caller owns the buffer.) Prints the tables
-and writes them to OUT.md and OUT.json. Linux only (``/proc``). Not a unit test.
+path and from bytes. One more process tries ``.ort`` bytes used in place (``session.use_ort_model_bytes_directly``
+with ``session.use_ort_model_bytes_for_initializers``) from Python and records how it ended. The installed
+onnxruntime's size on disk is recorded too (what a minimal build would shrink). Prints the tables and writes them
+to OUT.md and OUT.json. Linux only (``/proc``). Not a unit test.
 """
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ def compare(onnx_clf: SentimentClassifier, ort_clf: SentimentClassifier, texts: 
 
 
 LOADS = ("onnx path", "onnx bytes", "ort path", "ort bytes")
+IN_PLACE = "ort bytes in place"
+IN_PLACE_CONFIG = {"session.load_model_format": "ORT", "session.use_ort_model_bytes_directly": "1",
+                   "session.use_ort_model_bytes_for_initializers": "1"}
 
 
 def rss_child(load: str, path: Path, input_name: str) -> None:
@@ -135,7 +138,10 @@ def rss_child(load: str, path: Path, input_name: str) -> None:
     import onnxruntime  # noqa: F401  (its own RSS is not the session's)
 
     base = rss_mib()
-    if load == "ort bytes":
+    if load == IN_PLACE:
+        data = path.read_bytes()  # kept alive here, beside the session
+        session = bench_session(data, 1, config=IN_PLACE_CONFIG)
+    elif load == "ort bytes":
         session = bench_session(path.read_bytes(), 1, config={"session.load_model_format": "ORT"})
     elif load == "onnx bytes":
         session = bench_session(path.read_bytes(), 1)
@@ -144,6 +150,24 @@ def rss_child(load: str, path: Path, input_name: str) -> None:
     rest = rss_mib()
     session.run(None, {input_name: np.array([[5, 6, 7, 8] + [0] * (200 - 4)], dtype=np.int32)})
     json.dump({"at_rest": rest - base, "after_one": rss_mib() - base}, sys.stdout)
+
+
+def in_place_check(ort_path: Path, input_name: str) -> dict[str, Any]:
+    """Load ``.ort`` bytes in place from Python in a fresh process: its exit code (negative: killed by that signal)."""
+    done = subprocess.run([sys.executable, __file__, "--rss-child", IN_PLACE, str(ort_path), input_name],
+                          capture_output=True, text=True, check=False, timeout=600)
+    return {"file": ort_path.name, "returncode": done.returncode, "stderr": done.stderr.strip()[-300:]}
+
+
+def onnxruntime_on_disk() -> dict[str, Any]:
+    """Bytes of the installed onnxruntime package, and of its largest file (the native library)."""
+    import onnxruntime
+
+    package = Path(onnxruntime.__file__).parent
+    files = [p for p in package.rglob("*") if p.is_file()]
+    largest = max(files, key=lambda p: p.stat().st_size)
+    return {"package_bytes": sum(p.stat().st_size for p in files), "largest": largest.name,
+            "largest_bytes": largest.stat().st_size}
 
 
 def session_rss(paths: dict[str, Path], input_name: str, repeats: int = 3) -> dict[str, dict[str, float]]:
@@ -174,8 +198,8 @@ def check_model(folder: Path, precision: str, work: Path, args: argparse.Namespa
     rng = np.random.default_rng(24)
     vocab = clf.tokenizer.vocabulary.tokens
     texts = [synthetic_texts(vocab, 1, int(n), seed=i)[0] for i, n in enumerate(rng.integers(1, 401, args.texts))]
-    result = {"model": folder.name, "precision": precision, "onnx_bytes": onnx_path.stat().st_size,
-              "ort_bytes": ort_path.stat().st_size, "convert_seconds": seconds,
+    result = {"model": folder.name, "precision": precision, "input_name": clf.manifest.input_name,
+              "onnx_bytes": onnx_path.stat().st_size, "ort_bytes": ort_path.stat().st_size, "convert_seconds": seconds,
               "ops": read_config((out / f"{stem}.required_operators_and_types.config").read_text(encoding="utf-8")),
               **compare(clf, ort_clf, texts + list(FIXED_TEXTS)),
               "session_rss": session_rss({"onnx": onnx_path, "ort": ort_path}, clf.manifest.input_name)}
@@ -217,6 +241,14 @@ def markdown(res: dict[str, Any]) -> str:
     for o in res["all_ops"]:
         lines.append(f"| {o['domain']} | {o['opset']} | {o['op']} | {_types(o['types'])} |")
     lines += ["", "The config file itself:", "", "```", res["all_config"].rstrip(), "```", ""]
+    c, d = res["in_place"], res["onnxruntime_on_disk"]
+    ended = "exit 0 (it worked)" if c["returncode"] == 0 else (
+        f"killed by signal {-c['returncode']}" if c["returncode"] < 0 else f"exit {c['returncode']}")
+    lines += ["## Notes", "",
+              f"- `.ort` bytes used in place from Python (`{c['file']}`, session config "
+              f"{', '.join(f'`{k}`' for k in IN_PLACE_CONFIG)}): {ended}.",
+              f"- The installed onnxruntime package: {d['package_bytes'] / 1e6:.1f} MB on disk, its largest file "
+              f"`{d['largest']}` {d['largest_bytes'] / 1e6:.1f} MB.", ""]
     return "\n".join(lines)
 
 
@@ -250,13 +282,16 @@ def main() -> None:
                 rows.append(check_model(folder, precision, work, args))
                 print({k: v for k, v in rows[-1].items() if k != "ops"}, flush=True)
         convert(work / "in", work / "all", args.target_platform)
+        stem = f"{rows[0]['model']}.{rows[0]['precision']}"
+        in_place = in_place_check(work / stem / f"{stem}.ort", rows[0]["input_name"])
         config = (work / "all" / "required_operators_and_types.config").read_text(encoding="utf-8")
     config = "\n".join(line for line in config.splitlines() if not line.startswith("# -"))  # temp paths
-    res = {"command": "python bench/ort_format.py " + " ".join(sys.argv[1:]), "machine": machine(),
+    res = {"command": " ".join(["python bench/ort_format.py", *sys.argv[1:]]), "machine": machine(),
            "converter": " ".join(["python -m onnxruntime.tools.convert_onnx_models_to_ort FILE --output_dir OUT",
                                   "--optimization_style Fixed --enable_type_reduction"]
                                  + ([f"--target_platform {args.target_platform}"] if args.target_platform else [])),
-           "rows": rows, "all_ops": read_config(config), "all_config": config, "seconds": time.time() - started}
+           "rows": rows, "all_ops": read_config(config), "all_config": config, "in_place": in_place,
+           "onnxruntime_on_disk": onnxruntime_on_disk(), "seconds": time.time() - started}
     text = markdown(res)
     print(text)
     write_results(args.out, text, res)
