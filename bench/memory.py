@@ -205,6 +205,7 @@ def measure(folder: Path, precision: str, threads: int, args: argparse.Namespace
         row[step] = _median([r["steps"][step] for r in every])
     row["load peak"] = _median([r["load_peak"] for r in every])
     for w in WORKLOADS:
+        row[f"before {w}"] = _median([r["before_workload"] for r in runs[w]])  # its texts built, peak reset
         row[f"peak {w}"] = _median([r["peak"] for r in runs[w]])
         row[f"seconds {w}"] = _median([r["seconds"] for r in runs[w]])
         row[f"tokens {w}"] = runs[w][0]["mean_tokens"]
