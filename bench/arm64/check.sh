@@ -30,7 +30,7 @@ MARKER=$ROOT/.edge-infer-arm64-complete   # written last: the userland is comple
 OWNED=$ROOT/.edge-infer-arm64-root        # written first: this folder is ours to delete
 VENV=/opt/edge-infer-venv                 # inside the chroot
 CWORK=/tmp/edge-infer-arm64               # inside the chroot: wheel, models, texts (removed at exit)
-REPORT=bench/results/arm64.md
+REPORT=${ARM64_REPORT:-bench/results/arm64.md}
 
 skip() { echo "arm64 check skipped: $*"; exit 0; }
 fail() { echo "arm64 check FAILED: $*"; exit 1; }
