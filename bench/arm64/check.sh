@@ -131,6 +131,10 @@ PYTHONPATH=$REPO "$PYTHON" bench/arm64/compare.py score --models "$ROOT$CWORK/mo
     --texts "$ROOT$CWORK/texts.jsonl" --out "$HOST_TMP/host.json" >/dev/null || fail "scoring on the host"
 step "scoring on the host (x86-64)" $(($(now) - t))
 t=$(now)
+PYTHONPATH=$REPO "$PYTHON" bench/arm64/compare.py threads --models "$ROOT$CWORK/models" \
+    --texts "$ROOT$CWORK/texts.jsonl" | tee "$HOST_TMP/threads.txt" || fail "threads 1 vs 2 on the host"
+step "the same, 1 against 2 ONNX Runtime threads (x86-64)" $(($(now) - t))
+t=$(now)
 timeout 1800 chroot "$ROOT" /usr/bin/env -i PATH=$VENV/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
     python "$CWORK/compare.py" score --models "$CWORK/models" --texts "$CWORK/texts.jsonl" \
     --out "$CWORK/arm.json" 2> >(quiet_ort) || fail "scoring in the chroot"
@@ -171,7 +175,8 @@ step "total" $(($(now) - START))
 VERSIONS_OK=$(in_chroot python -c "import platform; print(platform.machine())")
 [ "$VERSIONS_OK" = aarch64 ] || fail "the chroot's Python reports $VERSIONS_OK, not aarch64"
 "$PYTHON" bench/arm64/compare.py compare --host "$HOST_TMP/host.json" --arm "$ROOT$CWORK/arm.json" \
-    --checks "$CHECKS" --steps "$STEPS" --out-md "$REPORT" --command "bash bench/arm64/check.sh" \
+    --checks "$CHECKS" --steps "$STEPS" --threads "$HOST_TMP/threads.txt" --out-md "$REPORT" \
+    --command "bash bench/arm64/check.sh" \
     --date "$(date -u +'%Y-%m-%d %H:%M UTC')" \
     --cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores" \
     --texts-line "$(cat "$HOST_TMP/texts.txt")" --cold-arm "$COLD_ARM" --cold-host "$COLD_HOST"
