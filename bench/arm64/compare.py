@@ -168,7 +168,7 @@ def cmd_threads(args: argparse.Namespace) -> int:
         for precision in (p for p in ("fp32", "int8") if p in files):
             one, two = (SentimentClassifier.load(folder, quantized=precision == "int8", threads=n) for n in (1, 2))
             a, b = one.probabilities(texts), two.probabilities(texts)
-            equal = sum(x == y for x, y in zip(one.predictions(a), two.predictions(b)))
+            equal = sum(x.label == y.label for x, y in zip(one.predictions(a), two.predictions(b)))
             print(f"{folder.name} {precision}: threads 1 vs 2 on x86-64: labels equal {equal:,} / {len(texts):,}, "
                   f"max |diff| {float(np.abs(a - b).max()):.1e}", flush=True)
     return 0
